@@ -1,0 +1,43 @@
+"""Running flows from the CLI: a local Prefect API when none is configured, and console quieting."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def local_prefect_api() -> Iterator[str | None]:
+    """Use the configured Prefect API, or start a temporary local one for this run.
+
+    Prefect's own ephemeral mode starts a separate temporary server in every process, so
+    each encoding worker process would start its own; one server whose URL the workers
+    inherit keeps them all on the same API, and the run visible in one place.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield configured
+        return
+    import os
+
+    # A throw-away local server has no one to report usage to (and no internet here).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    server = SubprocessASGIServer()
+    server.start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+
+
+def quiet_prefect_console() -> None:
+    """Keep Prefect's console logs to warnings, so --json output is what a script reads."""
+    import os
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("prefect").setLevel(logging.WARNING)

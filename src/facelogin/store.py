@@ -1,0 +1,207 @@
+"""Object stores for thumbnails and bundles: S3 (boto3) or a local directory with the same key layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from facelogin.files import write_atomic
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+URL_MODES = ("presigned", "public-acl", "base-url")
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "BadGateway",
+        "GatewayTimeout",
+    }
+)
+
+
+class StoreError(RuntimeError):
+    """A permanent object-store failure with a message a person can act on."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for faults worth retrying: 5xx, throttling, timeouts, dropped connections."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, StoreError):
+        return False
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _TRANSIENT_CODES or int(status or 0) >= 500
+    transient_types = (
+        EndpointConnectionError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+        ConnectionError,
+        TimeoutError,
+    )
+    return isinstance(exc, transient_types)
+
+
+class ObjectStore(Protocol):
+    def check(self) -> None: ...
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def delete(self, keys: list[str]) -> None: ...
+    def url(self, key: str) -> str | None: ...
+    def stable_url(self, key: str) -> str | None: ...
+    @property
+    def location(self) -> str: ...
+
+
+class S3Store:
+    """A bucket reached through an already-built boto3 client; no retries in here."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        url_mode: str = "presigned",
+        base_url: str | None = None,
+        presign_seconds: int = 3600,
+    ) -> None:
+        if url_mode not in URL_MODES:
+            raise ValueError(f"url mode {url_mode!r} is not one of {', '.join(URL_MODES)}")
+        if url_mode == "base-url" and not base_url:
+            raise ValueError("url mode 'base-url' needs a base URL (FACELOGIN_BASE_URL)")
+        self.client = client
+        self.bucket = bucket
+        self.url_mode = url_mode
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.presign_seconds = presign_seconds
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}"
+
+    def check(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if is_transient(exc):
+                raise
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            endpoint = self.client.meta.endpoint_url
+            if status == 404 or exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
+                raise StoreError(
+                    f"bucket {self.bucket!r} does not exist at {endpoint}: create it or set FACELOGIN_BUCKET"
+                ) from None
+            if status == 403:
+                raise StoreError(
+                    f"access to bucket {self.bucket!r} at {endpoint} is denied (403): check the credentials"
+                ) from None
+            raise StoreError(f"bucket {self.bucket!r} at {endpoint}: {exc}") from None
+
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        from botocore.exceptions import ClientError
+
+        extra: dict[str, Any] = {}
+        if self.url_mode == "public-acl":
+            extra["ACL"] = "public-read"
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl=cache_control,
+                **extra,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "AccessControlListNotSupported":
+                raise StoreError(
+                    f"bucket {self.bucket!r} has ACLs disabled (S3's default since April 2023), so "
+                    "url mode 'public-acl' cannot make objects public. Use FACELOGIN_URL_MODE=presigned "
+                    "(private objects, signed links) or FACELOGIN_URL_MODE=base-url with a CDN or bucket "
+                    "policy and FACELOGIN_BASE_URL."
+                ) from None
+            if code == "NoSuchBucket":
+                raise StoreError(f"bucket {self.bucket!r} does not exist") from None
+            if not is_transient(exc):
+                raise StoreError(f"cannot write s3://{self.bucket}/{key}: {code or exc}") from None
+            raise
+
+    def get(self, key: str) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return body.read()
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch: list[Any] = [{"Key": k} for k in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def stable_url(self, key: str) -> str | None:
+        """A URL that can be stored: None in presigned mode, where links expire."""
+        if self.url_mode == "base-url":
+            return f"{self.base_url}/{key}"
+        if self.url_mode == "public-acl":
+            return f"{self.client.meta.endpoint_url.rstrip('/')}/{self.bucket}/{key}"
+        return None
+
+    def url(self, key: str) -> str | None:
+        """A URL to show the object now: a fresh presigned link in presigned mode."""
+        if self.url_mode == "presigned":
+            return self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.presign_seconds
+            )
+        return self.stable_url(key)
+
+
+class DirStore:
+    """A local directory laid out like the bucket: the embedded default, no cloud account needed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StoreError(f"key {key!r} leaves the store directory")
+        return path
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        write_atomic(self._path(key), data)
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+    def stable_url(self, key: str) -> str | None:
+        return self._path(key).as_uri()
+
+    def url(self, key: str) -> str | None:
+        return self.stable_url(key)

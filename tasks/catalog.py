@@ -1,0 +1,46 @@
+"""Catalog stage: read what earlier runs recorded, and upsert user documents and encodings (MongoDB)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from facelogin.clients import open_catalog
+from facelogin.settings import Settings
+from tasks.retry import transient_mongo
+
+
+@task(task_run_name="load-catalog", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+def load_photos(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
+    """Read every user's recorded photos (content hash, status, thumbnail keys)."""
+    catalog = open_catalog(settings)
+    catalog.ensure_indexes()
+    return catalog.load_photos()
+
+
+@task(task_run_name="load-encodings", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+def load_encodings(settings: Settings, shas: list[str]) -> dict[str, list[float]]:
+    """Fetch stored encodings by photo content hash."""
+    return open_catalog(settings).load_encodings(shas)
+
+
+@task(task_run_name="save-encodings", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+def save_encodings(settings: Settings, encodings: dict[str, list[float]], model: dict[str, str]) -> int:
+    """Store new encodings keyed by photo content hash, so no photo is ever encoded twice."""
+    return open_catalog(settings).save_encodings(encodings, model)
+
+
+@task(task_run_name="upsert-users", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+def upsert_users(settings: Settings, docs: list[dict[str, Any]]) -> int:
+    """Upsert one document per user (profile image, photos and their status) in one bulk write."""
+    return open_catalog(settings).upsert_users(docs)
+
+
+@task(task_run_name="remove-users", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+def remove_users(settings: Settings, usernames: list[str], keep_shas: list[str]) -> int:
+    """Remove users whose folder is gone, and encodings no enrolled photo uses any more."""
+    catalog = open_catalog(settings)
+    removed = catalog.remove_users(usernames)
+    catalog.remove_encodings_except(keep_shas)
+    return removed
