@@ -15,10 +15,11 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from facelogin.clients import open_store
+from facelogin.clients import close_mongo, open_store
 from facelogin.discover import Photo
 from facelogin.embedded import embedded_mongo
 from facelogin.faces import ENCODED, REJECTED, FaceResult, model_info
+from facelogin.imaging import PhotoError
 from facelogin.plan import collect_outcome, expected_thumbs, plan_sync, stale_keys, user_document
 from facelogin.settings import Settings
 from tasks.bundle import publish_bundle
@@ -120,7 +121,10 @@ def sync_faces(images: str | None = None, full: bool = False) -> dict[str, Any]:
     if settings.mongodb_uri:
         return _sync(settings, full)
     with embedded_mongo(settings.mongo_dir) as uri:
-        return _sync(settings.model_copy(update={"mongodb_uri": uri}), full)
+        try:
+            return _sync(settings.model_copy(update={"mongodb_uri": uri}), full)
+        finally:
+            close_mongo(uri)
 
 
 def _sync(settings: Settings, full: bool) -> dict[str, Any]:
@@ -160,6 +164,8 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
             _, exc = _outcome(future)
             if exc is None:
                 thumbed.append(photo)
+            elif isinstance(exc, PhotoError):
+                verdicts[photo.sha256] = (REJECTED, str(exc))
             else:
                 errors.append({"file": photo.path, "error": f"thumbnail failed: {exc}"})
 
@@ -168,8 +174,8 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
         up_futures = [upload.submit(settings, p.ref, sorted(keys[p.ref].values()), staging) for p in thumbed]
         uploaded: dict[str, dict[str, str]] = {}
         objects = 0
-        for photo, future in zip(thumbed, up_futures, strict=True):
-            count, exc = _outcome(future)
+        for photo, up_future in zip(thumbed, up_futures, strict=True):
+            count, exc = _outcome(up_future)
             if exc is None:
                 uploaded[photo.ref] = keys[photo.ref]
                 objects += count

@@ -20,10 +20,16 @@ REJECTED = "rejected"
 
 def load_face_recognition() -> Any:
     """Import face_recognition (loads dlib's models, ~0.5 s) only where faces are needed."""
+    from PIL import ImageFile
+
+    truncated_ok = ImageFile.LOAD_TRUNCATED_IMAGES
     with warnings.catch_warnings():
         # face_recognition_models imports pkg_resources, which warns on every import.
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
         import face_recognition
+    # face_recognition sets this process-wide on import, which would make a truncated upload
+    # decode as a half-grey photo instead of being rejected.
+    ImageFile.LOAD_TRUNCATED_IMAGES = truncated_ok
     return face_recognition
 
 

@@ -1,0 +1,113 @@
+"""Shared fixtures: sample photos, real servers on loopback (moto S3, nx-27017 MongoDB), a Prefect API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from pymongo import MongoClient
+
+from facelogin.embedded import NxServer, start_nx
+from tests.servers import FaultyProxy, MotoServer, faces_root, start_moto
+
+# Throw-away test servers have nobody to report usage to, and no internet to do it over.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "testsecret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    root = faces_root()
+    if root is None:
+        pytest.skip("sample photos not found: set FACELOGIN_FACES or put them in ../shared/faces")
+    return root
+
+
+@pytest.fixture
+def images(faces: Path, tmp_path: Path) -> Path:
+    """A private copy of the sample enrolment tree that a test may change."""
+    return Path(shutil.copytree(faces / "images", tmp_path / "images"))
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NxServer]:
+    server = start_nx(tmp_path_factory.mktemp("nx"))
+    yield server
+    server.stop()
+
+
+def s3_for(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="testsecret")  # fmt: skip
+
+
+@pytest.fixture
+def bucket(moto: MotoServer) -> str:
+    name = f"faces-{uuid.uuid4().hex[:12]}"
+    s3_for(moto.url).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def database(nx: NxServer) -> Iterator[str]:
+    name = f"facelogin_{uuid.uuid4().hex[:12]}"
+    yield name
+    with MongoClient(nx.uri) as client:
+        client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def sync_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    moto: MotoServer,
+    nx: NxServer,
+    bucket: str,
+    database: str,
+) -> dict[str, str]:
+    """Environment for a sync against moto + nx-27017, as a production user would set it."""
+    env = {
+        **AWS_ENV,
+        "AWS_ENDPOINT_URL": moto.url,
+        "FACELOGIN_STATE_DIR": str(tmp_path / "state"),
+        "FACELOGIN_BUCKET": bucket,
+        "FACELOGIN_MONGODB_URI": nx.uri,
+        "FACELOGIN_DATABASE": database,
+        "FACELOGIN_RETRY_DELAY": "0.05",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def faulty_s3(moto: MotoServer) -> Iterator[FaultyProxy]:
+    proxy = FaultyProxy(moto.url).start()
+    yield proxy
+    proxy.stop()

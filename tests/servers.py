@@ -1,0 +1,148 @@
+"""Real servers for tests, on loopback: moto's S3 server, and a proxy that injects S3 faults."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from facelogin.embedded import free_port
+
+
+@dataclass
+class MotoServer:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_moto(log_dir: Path, timeout: float = 30.0) -> MotoServer:
+    port = free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    with open(log_dir / "moto.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+    server = MotoServer(proc, port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {proc.returncode}; see {log_dir / 'moto.log'}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/moto-api/", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"moto_server did not answer on port {port}")
+
+
+@dataclass
+class FaultyProxy:
+    """Forwards to an S3 server, answering 503 SlowDown to the first `fail_first` matching requests."""
+
+    upstream: str
+    fail_first: int = 0
+    fail_methods: tuple[str, ...] = ("PUT",)
+    fail_paths: str = ""
+    seen: list[tuple[str, str, int]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def failures(self) -> int:
+        return sum(1 for *_, status in self.seen if status == 503)
+
+    def _should_fail(self, method: str, path: str) -> bool:
+        with self._lock:
+            if method in self.fail_methods and self.fail_paths in path and self.fail_first > 0:
+                self.fail_first -= 1
+                return True
+            return False
+
+    def start(self) -> FaultyProxy:
+        proxy = self
+        host, port = self.upstream.removeprefix("http://").split(":")
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if proxy._should_fail(self.command, self.path):
+                    payload = (
+                        b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
+                    )
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    proxy.seen.append((self.command, self.path, 503))
+                    return
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = f"{host}:{port}"
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+                proxy.seen.append((self.command, self.path, resp.status))
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def faces_root() -> Path | None:
+    """The sample photos: $FACELOGIN_FACES, else ../shared/faces beside the repository."""
+    env = os.environ.get("FACELOGIN_FACES")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[1] / ".." / "shared" / "faces")
+    for path in candidates:
+        if (path / "images").is_dir():
+            return path.resolve()
+    return None
