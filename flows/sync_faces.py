@@ -20,7 +20,7 @@ from facelogin.discover import Photo
 from facelogin.embedded import embedded_mongo
 from facelogin.faces import ENCODED, REJECTED, FaceResult, model_info
 from facelogin.imaging import PhotoError
-from facelogin.plan import collect_outcome, expected_thumbs, plan_sync, stale_keys, user_document
+from facelogin.plan import collect_outcome, expected_thumbs, plan_sync, stale_keys, user_document, user_rows
 from facelogin.settings import Settings
 from tasks.bundle import publish_bundle
 from tasks.catalog import load_encodings, load_photos, remove_users, save_encodings, upsert_users
@@ -222,6 +222,7 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
         "removed_users": removed,
         "deleted_objects": len(stale),
         "errors": errors,
+        "per_user": user_rows(outcome, plan, set(new_encodings), uploaded),
         "store": store_location,
         "bundle": bundle,
         "seconds": stage.seconds,

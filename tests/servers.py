@@ -65,6 +65,9 @@ class FaultyProxy:
     fail_first: int = 0
     fail_methods: tuple[str, ...] = ("PUT",)
     fail_paths: str = ""
+    # Answer requests that set an ACL the way S3 does for buckets with ACLs disabled
+    # (BucketOwnerEnforced, the default since April 2023), which moto does not enforce.
+    acls_disabled: bool = False
     seen: list[tuple[str, str, int]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -94,9 +97,21 @@ class FaultyProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
+            def _reply(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                proxy.seen.append((self.command, self.path, status))
+
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if proxy.acls_disabled and "x-amz-acl" in {k.lower() for k in self.headers}:
+                    self._reply(400, b"<Error><Code>AccessControlListNotSupported</Code>"
+                                b"<Message>The bucket does not allow ACLs</Message></Error>")  # fmt: skip
+                    return
                 if proxy._should_fail(self.command, self.path):
                     payload = (
                         b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"

@@ -100,6 +100,9 @@ def _user_photos(folder: Path, real_root: Path, rejected: list[Rejection]) -> li
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
         if not is_photo_name(path.name):
             continue
+        if path.is_symlink() and not path.exists():
+            rejected.append(Rejection(str(path), "broken symbolic link"))
+            continue
         if not _inside(path, real_root):
             rejected.append(Rejection(str(path), "symbolic link leaves the images root"))
             continue

@@ -158,3 +158,28 @@ def collect_outcome(
     for recs in records.values():
         recs.sort(key=lambda r: r["filename"])
     return Outcome(records, rejected)
+
+
+def user_rows(
+    outcome: Outcome, plan: Plan, encoded_shas: set[str], uploaded: dict[str, dict[str, str]]
+) -> list[dict[str, Any]]:
+    """One row per user for the run report: what this run did and what is rejected, with reasons."""
+    unchanged: dict[str, int] = {}
+    for photo in plan.unchanged:
+        unchanged[photo.username] = unchanged.get(photo.username, 0) + 1
+    rows = []
+    for user, recs in sorted(outcome.records.items()):
+        todo = [p for p in plan.todo if p.username == user]
+        rejected = [r for r in recs if r["status"] == REJECTED]
+        rows.append(
+            {
+                "user": user,
+                "photos": len(recs),
+                "encoded": sum(p.sha256 in encoded_shas for p in todo),
+                "unchanged": unchanged.get(user, 0),
+                "rejected": len(rejected),
+                "reasons": [f"{r['filename']}: {r['reason']}" for r in rejected],
+                "uploaded": sum(len(uploaded.get(p.ref, {})) for p in todo),
+            }
+        )
+    return rows

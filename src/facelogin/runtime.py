@@ -16,7 +16,11 @@ def local_prefect_api() -> Iterator[str | None]:
     inherit keeps them all on the same API, and the run visible in one place.
     """
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     configured = PREFECT_API_URL.value()
     if configured:
@@ -27,7 +31,9 @@ def local_prefect_api() -> Iterator[str | None]:
     # A throw-away local server has no one to report usage to (and no internet here).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server = SubprocessASGIServer()
-    server.start()
+    # The first start on a machine creates and migrates Prefect's database: on a Pi or a
+    # busy 2-core box that takes longer than Prefect's default 20 s.
+    server.start(timeout=max(120, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url

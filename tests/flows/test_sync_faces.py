@@ -138,6 +138,9 @@ def test_bad_photos_are_rejected_with_reasons_and_others_sync(
 
     summary = sync_faces(images=str(images))
 
+    rows = {row["user"]: row for row in summary["per_user"]}
+    assert (rows["Mallory"]["photos"], rows["Mallory"]["rejected"], rows["Mallory"]["encoded"]) == (5, 5, 0)
+    assert (rows["Obama"]["encoded"], rows["Obama"]["uploaded"], rows["Obama"]["rejected"]) == (3, 6, 0)
     reasons = {Path(r["file"]).name: r["reason"] for r in summary["rejected"]}
     assert set(reasons) == {"corrupt.jpg", "garbage.jpg", "empty.jpg", "no_face.png", "group.jpg"}
     assert "cannot decode" in reasons["corrupt.jpg"] or "truncated" in reasons["corrupt.jpg"]

@@ -1,0 +1,112 @@
+"""Object stores: S3Store against moto's S3 server on loopback, DirStore on disk."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+from facelogin.store import DirStore, S3Store, StoreError, is_transient
+from tests.conftest import s3_for
+from tests.servers import FaultyProxy, MotoServer
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.fixture
+def client(moto: MotoServer) -> Any:
+    return s3_for(moto.url)
+
+
+@pytest.mark.parametrize("mode", ["presigned", "public-acl", "base-url"])
+def test_put_get_delete_in_each_url_mode(client: Any, bucket: str, moto: MotoServer, mode: str) -> None:
+    store = S3Store(client, bucket, url_mode=mode, base_url="https://cdn.example/faces")
+    store.check()
+    store.put("thumbs/128/Ann/a.jpg", b"jpeg-bytes", "image/jpeg", "private, max-age=60")
+    head = client.head_object(Bucket=bucket, Key="thumbs/128/Ann/a.jpg")
+    assert head["ContentType"] == "image/jpeg" and head["CacheControl"] == "private, max-age=60"
+    assert store.get("thumbs/128/Ann/a.jpg") == b"jpeg-bytes"
+
+    plain = f"{moto.url}/{bucket}/thumbs/128/Ann/a.jpg"
+    if mode == "presigned":
+        assert store.stable_url("thumbs/128/Ann/a.jpg") is None
+        assert status_of(str(store.url("thumbs/128/Ann/a.jpg"))) == 200
+        assert status_of(plain) == 403  # private by default
+    elif mode == "public-acl":
+        assert store.url("thumbs/128/Ann/a.jpg") == plain
+        assert status_of(plain) == 200
+    else:
+        assert store.url("thumbs/128/Ann/a.jpg") == "https://cdn.example/faces/thumbs/128/Ann/a.jpg"
+        assert status_of(plain) == 403
+
+    store.delete(["thumbs/128/Ann/a.jpg", "never/existed.jpg"])
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_missing_bucket_is_a_clear_permanent_error(client: Any) -> None:
+    with pytest.raises(StoreError, match=r"bucket 'nope-not-here' does not exist at http://127\.0\.0\.1"):
+        S3Store(client, "nope-not-here").check()
+
+
+def test_public_acl_on_a_bucket_without_acls_says_what_to_do(bucket: str, faulty_s3: FaultyProxy) -> None:
+    faulty_s3.acls_disabled = True
+    store = S3Store(s3_for(faulty_s3.url), bucket, url_mode="public-acl")
+    with pytest.raises(StoreError, match="ACLs disabled") as info:
+        store.put("a.jpg", b"x", "image/jpeg", "no-cache")
+    assert "FACELOGIN_URL_MODE=presigned" in str(info.value)
+    S3Store(s3_for(faulty_s3.url), bucket).put("a.jpg", b"x", "image/jpeg", "no-cache")  # private works
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs a base URL"):
+        S3Store(None, "b", url_mode="base-url")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not one of"):
+        S3Store(None, "b", url_mode="public")  # type: ignore[arg-type]
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (client_error("SlowDown", 503), True),
+        (client_error("InternalError", 500), True),
+        (client_error("ServiceUnavailable", 503), True),
+        (client_error("RequestTimeout", 400), True),
+        (client_error("AccessDenied", 403), False),
+        (client_error("NoSuchBucket", 404), False),
+        (client_error("InvalidBucketName", 400), False),
+        (EndpointConnectionError(endpoint_url="http://x"), True),
+        (ReadTimeoutError(endpoint_url="http://x"), True),
+        (ConnectionResetError(), True),
+        (StoreError("permanent"), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_is_transient(exc: BaseException, transient: bool) -> None:
+    assert is_transient(exc) is transient
+
+
+def test_dir_store_writes_privately_and_refuses_escapes(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "objects")
+    store.check()
+    store.put("thumbs/128/Ann/a.jpg", b"x", "image/jpeg", "")
+    path = tmp_path / "objects" / "thumbs/128/Ann/a.jpg"
+    assert path.read_bytes() == b"x" and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert store.url("thumbs/128/Ann/a.jpg") == path.as_uri()
+    with pytest.raises(StoreError, match="leaves the store"):
+        store.put("../outside.jpg", b"x", "image/jpeg", "")
+    store.delete(["thumbs/128/Ann/a.jpg", "gone.jpg"])
+    assert not path.exists()

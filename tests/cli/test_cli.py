@@ -1,0 +1,83 @@
+"""The command line, as a user runs it: help for every command, and the sync on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from facelogin.bundle import read_bundle
+from facelogin.cli import app
+
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_every_command_is_listed() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output
+    assert "sync" in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def facelogin(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("facelogin")
+    return subprocess.run(
+        [str(exe), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """A new user's environment: no FACELOGIN_*, AWS_* or Prefect API settings at all."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "AWS_", "PREFECT_"))}
+    return keep | {
+        "HOME": str(tmp_path / "home"),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+
+
+@pytest.mark.slow
+def test_sync_on_embedded_defaults_from_the_cli(
+    images: Path, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = facelogin("sync", "--images", str(images), "--json", env=clean_env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads(first.stdout)
+    assert (summary["users"], summary["photos"], summary["encoded"], summary["uploaded"]) == (6, 12, 12, 24)
+    assert summary["rejected"] == []
+    assert set(summary["seconds"]) == {"discover", "train", "thumbnails", "upload", "upsert", "publish"}
+
+    state = tmp_path / "home" / ".facelogin"  # the default state directory
+    assert len(list((state / "objects" / "thumbs" / "256").glob("*/*.jpg"))) == 12
+    bundle = read_bundle(state / "bundle")
+    assert len(bundle.usernames) == 6 and bundle.version == summary["bundle"]["version"]
+    assert oct(state.stat().st_mode & 0o777) in {"0o700", "0o755"}
+    assert oct((state / "bundle").stat().st_mode & 0o777) == "0o700"
+
+    second = facelogin("sync", "--images", str(images), "--json", env=clean_env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = json.loads(second.stdout)
+    assert (again["encoded"], again["uploaded"], again["unchanged"]) == (0, 0, 12)
+
+
+@pytest.mark.slow
+def test_sync_of_a_missing_folder_fails_with_its_name(clean_env: dict[str, str], tmp_path: Path) -> None:
+    done = facelogin("sync", "--images", str(tmp_path / "no-such-images"), "--json", env=clean_env)
+    assert done.returncode == 1
+    assert "no-such-images" in json.loads(done.stdout)["error"]
+    assert "no-such-images" in done.stderr

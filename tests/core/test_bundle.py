@@ -1,0 +1,115 @@
+"""The encodings bundle: deterministic, verified, never a pickle."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelogin.bundle import (
+    LATEST,
+    BundleError,
+    build_bundle,
+    publish_bundle,
+    published_sha,
+    read_bundle,
+)
+from facelogin.store import DirStore
+
+MODEL = {"face_recognition": "1.3.0", "dlib": "20.0.1"}
+
+
+def encodings(seed: int = 0) -> dict[str, list[list[float]]]:
+    rng = np.random.default_rng(seed)
+    return {
+        "Obama": rng.normal(size=(3, 128)).tolist(),
+        "Biden": rng.normal(size=(2, 128)).tolist(),
+        "NoPhotos": [],
+    }
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> Path:
+    data, manifest = build_bundle(
+        encodings(), {"Obama": {"keys": {"128": "k"}}}, "2026-11-26T00:00:00Z", MODEL
+    )
+    publish_bundle(DirStore(tmp_path / "bundle"), "", data, manifest)
+    return tmp_path / "bundle"
+
+
+def test_round_trip(published: Path) -> None:
+    bundle = read_bundle(published)
+    assert bundle.usernames == ["Biden", "Obama"]  # users with no encodings are left out
+    assert bundle.encodings.shape == (5, 128)
+    assert bundle.labels.tolist() == [0, 0, 1, 1, 1]
+    np.testing.assert_allclose(bundle.encodings[2:], np.asarray(encodings()["Obama"]))
+    assert bundle.profile("Obama") == {"keys": {"128": "k"}}
+    assert bundle.manifest["model"] == MODEL
+    assert (published / f"bundle-{bundle.version}.npz").exists()
+
+
+def test_same_encodings_give_the_same_version() -> None:
+    a, ma = build_bundle(encodings(), {}, "2026-01-01", MODEL)
+    b, mb = build_bundle(encodings(), {}, "2027-06-30", MODEL)
+    _, mc = build_bundle(encodings(seed=1), {}, "2026-01-01", MODEL)
+    assert a == b and ma["version"] == mb["version"]
+    assert mc["version"] != ma["version"]
+
+
+def test_truncated_npz_is_refused(published: Path) -> None:
+    npz = next(published.glob("bundle-*.npz"))
+    npz.write_bytes(npz.read_bytes()[:-100])
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        read_bundle(published)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "something-else"}, "not a facelogin-bundle"),
+        ({"format_version": 99}, "format version 99 is not supported"),
+        ({"npz": "../../etc/passwd"}, "unsafe file"),
+    ],
+)
+def test_bad_manifest_is_refused(published: Path, change: dict[str, object], message: str) -> None:
+    latest = published / LATEST
+    manifest = json.loads(latest.read_text())
+    latest.write_text(json.dumps(manifest | change))
+    with pytest.raises(BundleError, match=message):
+        read_bundle(published)
+
+
+def test_object_arrays_are_never_unpickled(tmp_path: Path, published: Path) -> None:
+    """A bundle whose arrays need pickle fails to load even when its checksum matches."""
+    import hashlib
+
+    buf = io.BytesIO()
+    np.savez(buf, encodings=np.zeros((1, 128)), labels=np.zeros(1, dtype=np.int32),
+             usernames=np.array([{"evil": True}], dtype=object))  # fmt: skip
+    data = buf.getvalue()
+    manifest = json.loads((published / LATEST).read_text())
+    manifest |= {"sha256": hashlib.sha256(data).hexdigest(), "npz": "evil.npz"}
+    (published / "evil.npz").write_bytes(data)
+    (published / LATEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="cannot read the encodings"):
+        read_bundle(published)
+
+
+def test_missing_bundle_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=str(tmp_path / "nothing")):
+        read_bundle(tmp_path / "nothing")
+
+
+def test_pointer_is_written_last_and_npz_is_deterministic_zip(published: Path) -> None:
+    bundle = read_bundle(published)
+    npz = published / f"bundle-{bundle.version}.npz"
+    assert npz.stat().st_mtime_ns <= (published / LATEST).stat().st_mtime_ns
+    with zipfile.ZipFile(npz) as zf:
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert published_sha(DirStore(published), "") == bundle.manifest["sha256"]
+    assert published_sha(DirStore(published / "elsewhere"), "") is None
+    assert oct(npz.stat().st_mode & 0o777) == "0o600"  # biometric data: private by default
