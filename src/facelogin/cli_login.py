@@ -1,9 +1,204 @@
-"""Login-side commands (`facelogin login`, `facelogin calibrate`): light imports only."""
+"""Login-side commands (`facelogin login`, `facelogin calibrate`): light imports only.
+
+`facelogin.cli` imports this module at start-up, so everything heavier than Typer (numpy,
+face_recognition, boto3, matplotlib) is imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+BUNDLE_HELP = "Bundle: a local directory (or its latest.json), or s3://bucket/prefix/latest."
+DEFAULT_THRESHOLD_TEXT = "calibrated, else 0.5"
 
 
 def register(app: typer.Typer) -> None:
     """Add the login commands to the `facelogin` app."""
+    app.command("login")(login)
+    app.command("calibrate")(calibrate)
+
+
+def login(
+    bundle: Annotated[str, typer.Option("--bundle", envvar="FACELOGIN_BUNDLE", help=BUNDLE_HELP)],
+    image: Annotated[
+        list[Path] | None,
+        typer.Option("--image", help="An image file to decide on; repeat for several frames."),
+    ] = None,
+    video: Annotated[Path | None, typer.Option("--video", help="A video file, frames read in order.")] = None,
+    camera: Annotated[
+        int | None, typer.Option("--camera", help="Camera index (Picamera2, else OpenCV VideoCapture).")
+    ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help='Stay up: one JSON request per stdin line ({"image": path}, {"images": [...]}, '
+            '{"video": path}), one JSON answer per stdout line.',
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            envvar="FACELOGIN_LOGIN_CACHE",
+            help="Where the last good bundle is kept [default ~/.facelogin/login-cache].",
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Accept below this distance.", show_default=DEFAULT_THRESHOLD_TEXT),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option("--margin", help="Required gap between the best and the second-best user.")
+    ] = 0.1,
+    frames: Annotated[
+        int, typer.Option("--frames", min=1, help="Frames to read from a video or camera.")
+    ] = 5,
+    agree: Annotated[
+        int,
+        typer.Option(
+            "--agree", min=1, help="Frames that must agree on one user (capped at the images given)."
+        ),
+    ] = 3,
+    height: Annotated[
+        int, typer.Option("--height", min=0, help="Reduce frames to this height (0: never).")
+    ] = 320,
+    upsample: Annotated[int, typer.Option("--upsample", min=0, help="Detector upsampling passes.")] = 1,
+    pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON output.")] = False,
+) -> None:
+    """Decide who is in front of the camera (or in images, or a video): one JSON object on stdout.
+
+    Exit code 0 accepted, 1 rejected (unknown, no face, several faces, ...), 2 error.
+    """
+    from facelogin import login as core
+    from facelogin.bundle import BundleError
+
+    sources = [s for s in (image, video, camera) if s not in (None, [])]
+    if len(sources) > 1 or (serve and sources):
+        _usage_error("give one of --image, --video, --camera or --serve")
+    if not sources and not serve:
+        _usage_error("give one of --image, --video, --camera or --serve")
+
+    settings = core.Settings(
+        threshold=threshold, margin=margin, height=height, upsample=upsample, frames=frames, agree=agree
+    )
+    try:
+        auth, setup_ms = _authenticator(core, bundle, cache_dir, settings)
+        if serve:
+            typer.echo(
+                f"facelogin: ready, bundle {auth.loaded.bundle.version} ({len(auth.gallery)} users)", err=True
+            )
+            core.serve(auth, sys.stdin, _write_line)
+            return
+        if image:
+            result = auth.decide(core.image_frames(image, height), len(image), min(agree, len(image)))
+        elif video is not None:
+            result = auth.decide(core.video_frames(video, height), frames, agree)
+        else:
+            assert camera is not None
+            result = auth.decide(core.camera_frames(camera, height), frames, agree)
+        result["ms"] = {**setup_ms, **result["ms"]}
+    except (core.LoginError, BundleError) as exc:
+        typer.echo(f"facelogin login: {exc}", err=True)
+        _print(core.error_result(str(exc)), pretty)
+        raise typer.Exit(core.EXIT_ERROR) from None
+    _print(result, pretty)
+    raise typer.Exit(core.exit_code(result))
+
+
+def _authenticator(
+    core: Any, bundle: str, cache_dir: Path | None, settings: Any
+) -> tuple[Any, dict[str, float]]:
+    import time
+
+    start = time.perf_counter()
+    loaded = core.load_login_bundle(bundle, cache_dir)
+    bundle_ms = (time.perf_counter() - start) * 1000
+    for message in loaded.messages:
+        typer.echo(f"facelogin login: {message}", err=True)
+    auth = core.Authenticator(loaded, settings)
+    return auth, {"bundle": round(bundle_ms, 1), "model": round(auth.model_ms, 1)}
+
+
+def _write_line(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _print(result: dict[str, Any], pretty: bool) -> None:
+    typer.echo(json.dumps(result, indent=2 if pretty else None))
+
+
+def _usage_error(message: str) -> None:
+    typer.echo(f"facelogin login: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def calibrate(
+    bundle: Annotated[str, typer.Option("--bundle", envvar="FACELOGIN_BUNDLE", help=BUNDLE_HELP)],
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of both distance histograms and the threshold.")
+    ] = None,
+    ceiling: Annotated[
+        float,
+        typer.Option(
+            "--ceiling", help="Never recommend a threshold above this (raise it to loosen on purpose)."
+        ),
+    ] = 0.5,
+    write: Annotated[
+        bool,
+        typer.Option("--write/--no-write", help="Store the threshold beside the bundle (calibration.json)."),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
+) -> None:
+    """Leave-one-out over the enrolled encodings: genuine/impostor distances and a recommended threshold.
+
+    The threshold is the largest at which no enrolled user is accepted as another (capped at
+    --ceiling); it is stored beside the bundle, tied to its checksum, and `facelogin login` uses it.
+    """
+    from datetime import datetime, timezone
+
+    from facelogin import login as core
+    from facelogin.bundle import BundleError
+    from facelogin.match import calibrate as run_calibration
+
+    try:
+        loaded, _, _ = core.fetch_bundle(bundle)
+        cal = run_calibration(loaded.encodings, loaded.labels, ceiling=ceiling)
+        record = core.calibration_record(
+            loaded, cal, datetime.now(timezone.utc).isoformat(timespec="seconds")
+        )
+        if write:
+            record_location = core.write_calibration(bundle, record)
+        if plot is not None:
+            core.plot_calibration(cal, plot)
+    except (core.LoginError, BundleError, OSError) as exc:
+        typer.echo(f"facelogin calibrate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    **record,
+                    "written_to": record_location if write else None,
+                    "plot": str(plot) if plot else None,
+                },
+                indent=2,
+            )
+        )
+        return
+    frr = "n/a" if cal.false_reject_rate is None else f"{cal.false_reject_rate:.1%}"
+    typer.echo(f"bundle {loaded.version}: {len(cal.genuine)} genuine, {len(cal.impostor)} impostor distances")
+    typer.echo(f"largest threshold with no impostor accepted: {cal.largest_safe}")
+    typer.echo(f"recommended threshold: {cal.threshold:.3f} (ceiling {ceiling}), false-reject rate {frr}")
+    for note in cal.notes:
+        typer.echo(f"note: {note}")
+    if write:
+        typer.echo(f"written to {record_location}")
+    if plot is not None:
+        typer.echo(f"plot: {plot}")

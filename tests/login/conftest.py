@@ -1,0 +1,54 @@
+"""Fixtures for the login tests: the real sample photos and bundles encoded from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facelogin.bundle import build_bundle, publish_bundle
+from facelogin.faces import encode_face
+from facelogin.store import DirStore
+
+USERS = ["Alex_Lacamoire", "Biden", "Kit_Harington", "Lin_Manuel_Miranda", "Obama", "Rose_Leslie"]
+
+
+def faces_root() -> Path | None:
+    env = os.environ.get("FACELOGIN_FACES")
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
+    return root.resolve() if (root / "images").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    root = faces_root()
+    if root is None:
+        pytest.skip("sample photos not found: set FACELOGIN_FACES or put them in ../shared/faces")
+    return root
+
+
+@pytest.fixture(scope="session")
+def encodings(faces: Path) -> dict[str, list[list[float]]]:
+    """Every enrolment photo's encoding, per user, computed once for the session."""
+    out: dict[str, list[list[float]]] = {}
+    for photo in sorted(faces.glob("images/*/*")):
+        result = encode_face(photo)
+        assert result.encoding is not None, f"{photo}: {result.reason}"
+        out.setdefault(photo.parent.name, []).append(result.encoding)
+    assert sorted(out) == USERS
+    return out
+
+
+def make_bundle(directory: Path, encodings: dict[str, list[list[float]]]) -> Path:
+    profiles = {
+        user: {"key": f"thumbs/{user}.jpg", "url": f"https://cdn.example/{user}.jpg"} for user in encodings
+    }
+    data, manifest = build_bundle(encodings, profiles, "2026-01-01T00:00:00+00:00", {"detector": "hog"})
+    publish_bundle(DirStore(directory), "", data, manifest)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory, encodings: dict[str, list[list[float]]]) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"), encodings)

@@ -1,0 +1,148 @@
+"""The matching rule on values: distances, per-user minimum, margin, k-of-n agreement, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facelogin.match import (
+    ACCEPTED,
+    AMBIGUOUS,
+    DISAGREE,
+    NO_FACE,
+    REJECTED,
+    SEVERAL_FACES,
+    UNKNOWN,
+    FrameDecision,
+    Gallery,
+    Match,
+    best_match,
+    calibrate,
+    can_still_agree,
+    combine_frames,
+    decide_frame,
+    leave_one_out,
+)
+
+
+def test_user_distances_match_brute_force_with_unsorted_labels() -> None:
+    rng = np.random.default_rng(1)
+    encodings = rng.normal(size=(50, 128)) * 0.1
+    labels = rng.integers(0, 7, size=50)
+    labels[labels == 3] = 4  # a user index with no encodings at all
+    names = [f"u{i}" for i in range(7)]
+    gallery = Gallery.build(encodings, labels, names)
+    assert gallery.usernames == [names[i] for i in sorted(set(labels.tolist()))]
+    probe = rng.normal(size=128) * 0.1
+    brute = {
+        names[u]: np.linalg.norm(encodings[labels == u] - probe, axis=1).min() for u in set(labels.tolist())
+    }
+    got = dict(zip(gallery.usernames, gallery.user_distances(probe), strict=True))
+    assert got == pytest.approx(brute, abs=1e-9)
+
+
+def test_best_match_reports_second_user_and_margin() -> None:
+    encodings = np.zeros((4, 128))
+    encodings[1, 0] = 0.3  # A, further
+    encodings[2, 0] = 0.5  # B
+    encodings[3, 0] = 0.9  # C
+    gallery = Gallery.build(encodings, np.array([0, 0, 1, 2]), ["A", "B", "C"])
+    probe = np.zeros(128)
+    probe[0] = 0.45
+    match = best_match(gallery, probe)
+    assert (match.user, match.second_user) == ("B", "A")
+    assert match.distance == pytest.approx(0.05)
+    assert match.margin == pytest.approx(0.10)
+
+
+def test_single_user_has_no_margin() -> None:
+    gallery = Gallery.build(np.zeros((2, 128)), np.array([0, 0]), ["only"])
+    match = best_match(gallery, np.full(128, 0.01))
+    assert match.user == "only" and match.margin is None
+
+
+@pytest.mark.parametrize(
+    ("faces", "distance", "margin", "decision", "reason"),
+    [
+        (0, None, None, REJECTED, NO_FACE),
+        (2, 0.1, 0.5, REJECTED, SEVERAL_FACES),
+        (1, 0.3, 0.3, ACCEPTED, None),
+        (1, 0.5, 0.3, REJECTED, UNKNOWN),  # at the threshold is not under it
+        (1, 0.7, 0.3, REJECTED, UNKNOWN),
+        (1, 0.3, 0.05, REJECTED, AMBIGUOUS),
+        (1, 0.3, None, ACCEPTED, None),  # one enrolled user: no second to compare with
+    ],
+)
+def test_decide_frame(
+    faces: int, distance: float | None, margin: float | None, decision: str, reason: str
+) -> None:
+    match = Match("A", distance, "B", margin) if distance is not None else None
+    result = decide_frame(faces, match, threshold=0.5, margin=0.1)
+    assert (result.decision, result.reason) == (decision, reason)
+
+
+def _ok(user: str) -> FrameDecision:
+    return FrameDecision(ACCEPTED, None, 1, Match(user, 0.3, "X", 0.3))
+
+
+def _no(reason: str) -> FrameDecision:
+    return FrameDecision(REJECTED, reason, 2 if reason == SEVERAL_FACES else 0)
+
+
+@pytest.mark.parametrize(
+    ("frames", "k", "decision", "user", "reason"),
+    [
+        ([_ok("A"), _ok("A"), _ok("A")], 3, ACCEPTED, "A", None),
+        ([_ok("A"), _no(NO_FACE), _ok("A"), _ok("A")], 3, ACCEPTED, "A", None),
+        ([_ok("A"), _ok("A"), _no(NO_FACE)], 3, REJECTED, None, NO_FACE),
+        ([_ok("A"), _ok("B"), _ok("A"), _ok("B")], 2, REJECTED, None, DISAGREE),
+        ([_no(SEVERAL_FACES), _no(SEVERAL_FACES), _no(NO_FACE)], 2, REJECTED, None, SEVERAL_FACES),
+        ([_no(SEVERAL_FACES), _no(NO_FACE)], 1, REJECTED, None, SEVERAL_FACES),
+        ([], 1, REJECTED, None, DISAGREE),
+    ],
+)
+def test_combine_frames(
+    frames: list[FrameDecision], k: int, decision: str, user: str | None, reason: str
+) -> None:
+    verdict = combine_frames(frames, k)
+    assert (verdict.decision, verdict.user, verdict.reason) == (decision, user, reason)
+    assert verdict.frames_used == len(frames)
+
+
+def test_can_still_agree_stops_hopeless_reads() -> None:
+    assert can_still_agree([_no(NO_FACE), _no(NO_FACE)], k=3, n=5)
+    assert not can_still_agree([_no(NO_FACE), _no(NO_FACE), _no(NO_FACE)], k=3, n=5)
+
+
+def test_calibration_threshold_is_largest_without_impostor_and_capped() -> None:
+    # Two users on a line: A at 0.0 and 0.2, B at 1.0 and 1.1.
+    encodings = np.zeros((4, 128))
+    encodings[:, 0] = [0.0, 0.2, 1.0, 1.1]
+    labels = np.array([0, 0, 1, 1])
+    genuine, impostor = leave_one_out(encodings, labels)
+    assert sorted(genuine.tolist()) == pytest.approx([0.1, 0.1, 0.2, 0.2])
+    assert impostor.min() == pytest.approx(0.8)
+    loose = calibrate(encodings, labels, ceiling=0.9)
+    assert loose.largest_safe == pytest.approx(0.8) and loose.threshold == pytest.approx(0.8)
+    assert loose.false_reject_rate == 0.0
+    capped = calibrate(encodings, labels, ceiling=0.15)
+    assert capped.threshold == 0.15 and capped.false_reject_rate == 0.5
+
+
+def test_calibration_with_one_user_says_so() -> None:
+    cal = calibrate(np.zeros((1, 128)), np.array([0]))
+    assert cal.largest_safe is None and cal.false_reject_rate is None and len(cal.notes) == 2
+
+
+def test_matching_ten_thousand_users_agrees_with_brute_force() -> None:
+    """Speed is measured by bench/login.py; here the vectorised path must give the brute-force answer."""
+    rng = np.random.default_rng(0)
+    encodings, labels = rng.normal(size=(10_000, 128)), np.arange(10_000)
+    gallery = Gallery.build(encodings, labels, [f"u{i}" for i in range(10_000)])
+    probe = encodings[4321] + rng.normal(size=128) * 0.01
+    distances = np.linalg.norm(encodings - probe, axis=1)
+    first, second = np.argsort(distances)[:2]
+    match = best_match(gallery, probe)
+    assert match is not None and match.user == f"u{first}"
+    assert match.distance == pytest.approx(distances[first])
+    assert match.margin == pytest.approx(distances[second] - distances[first])
