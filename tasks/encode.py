@@ -9,7 +9,7 @@ from facelogin import faces
 
 @task(task_run_name="encode-{label}")
 def encode_faces(
-    paths: list[str], label: str, max_side: int = 640, upsample: int = 1
+    paths: list[str], label: str, max_side: int = 800, upsample: int = 0
 ) -> list[faces.FaceResult]:
     """Detect the single face in each photo and compute its 128-d encoding, or say why not."""
     return [faces.encode_face(p, max_side=max_side, upsample=upsample) for p in paths]

@@ -44,20 +44,26 @@ class FaceResult:
     box: tuple[int, int, int, int] | None = None
 
 
-def encode_face(path: str | Path, max_side: int = 640, upsample: int = 1, model: str = "hog") -> FaceResult:
+def encode_face(
+    path: str | Path, max_side: int = 800, upsample: int = 0, model: str = "hog"
+) -> FaceResult:
     """Encode the single face in `path`, detected on a copy reduced to `max_side` px.
 
-    A photo with no face, several faces or that cannot be decoded is rejected with a
-    reason rather than raising, so one bad photo never stops a sync.
+    HOG without upsampling finds faces down to 80 px, a tenth of an 800 px photo, at about
+    half the cost of 640 px with one upsampling pass; when it finds none, one upsampling pass
+    (faces down to 40 px) is tried before the photo is rejected. A photo with no face,
+    several faces or that cannot be decoded is rejected with a reason rather than raising,
+    so one bad photo never stops a sync.
     """
     face_recognition = load_face_recognition()
-
     try:
         image = open_photo(path, max_side)
     except PhotoError as exc:
         return FaceResult(REJECTED, reason=str(exc))
     pixels = np.asarray(image)
     boxes = face_recognition.face_locations(pixels, number_of_times_to_upsample=upsample, model=model)
+    if not boxes and upsample < 1:
+        boxes = face_recognition.face_locations(pixels, number_of_times_to_upsample=1, model=model)
     if not boxes:
         return FaceResult(REJECTED, reason="no face found")
     if len(boxes) > 1:

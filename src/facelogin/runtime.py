@@ -36,9 +36,26 @@ def local_prefect_api() -> Iterator[str | None]:
     server.start(timeout=max(120, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+            try:
+                yield server.api_url
+            finally:
+                _drain_to_api()
     finally:
-        server.stop()
+        # Quietly: a log line about stopping would be queued for the API that is going away.
+        logging.getLogger("prefect").disabled = True
+        try:
+            server.stop()
+        finally:
+            logging.getLogger("prefect").disabled = False
+
+
+def _drain_to_api() -> None:
+    """Send queued logs and events while the API is still up (else exit waits on retries)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all()
 
 
 def quiet_prefect_console() -> None:
