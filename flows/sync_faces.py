@@ -16,10 +16,9 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from facelogin.clients import close_mongo, open_store
-from facelogin.discover import Photo
+from facelogin.discover import Discovery, Photo
 from facelogin.embedded import embedded_mongo
 from facelogin.faces import ENCODED, REJECTED, FaceResult, model_info
-from facelogin.imaging import PhotoError
 from facelogin.plan import collect_outcome, expected_thumbs, plan_sync, stale_keys, user_document, user_rows
 from facelogin.settings import Settings
 from tasks.bundle import publish_bundle
@@ -136,7 +135,7 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
 
     with stage("discover"):
         store_location = with_retries(check_store, settings)(settings)
-        found = discover_photos(str(settings.images))
+        found: Discovery = discover_photos(str(settings.images))
         recorded = with_retries(load_photos, settings)(settings)
         plan = plan_sync(found.users, recorded, sizes, prefix, full=full)
         todo_shas = sorted({p.sha256 for p in plan.todo})
@@ -157,30 +156,45 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
     accepted = [p for p in plan.todo if verdicts[p.sha256][0] == ENCODED]
     keys = {p.ref: expected_thumbs(p, sizes, prefix) for p in accepted}
 
+    by_user: dict[str, list[Photo]] = {}
+    for photo in accepted:
+        by_user.setdefault(photo.username, []).append(photo)
+
     with stage("thumbnails"):
-        thumb_futures = [make_thumbnails.submit(p.path, p.ref, keys[p.ref], staging) for p in accepted]
-        thumbed = []
-        for photo, future in zip(accepted, thumb_futures, strict=True):
-            _, exc = _outcome(future)
-            if exc is None:
-                thumbed.append(photo)
-            elif isinstance(exc, PhotoError):
-                verdicts[photo.sha256] = (REJECTED, str(exc))
-            else:
-                errors.append({"file": photo.path, "error": f"thumbnail failed: {exc}"})
+        thumb_futures = {
+            user: make_thumbnails.submit(user, {p.path: keys[p.ref] for p in photos}, staging)
+            for user, photos in by_user.items()
+        }
+        staged: dict[str, list[Photo]] = {}
+        for user, thumb_future in thumb_futures.items():
+            problems, exc = _outcome(thumb_future)
+            for photo in by_user[user]:
+                reason = problems.get(photo.path) if exc is None else f"thumbnail failed: {exc}"
+                if reason is None:
+                    staged.setdefault(user, []).append(photo)
+                elif exc is None:  # the photo itself cannot be decoded: a rejection, not a failure
+                    verdicts[photo.sha256] = (REJECTED, reason)
+                else:
+                    errors.append({"file": photo.path, "error": reason})
 
     with stage("upload"):
         upload = with_retries(upload_thumbnails, settings)
-        up_futures = [upload.submit(settings, p.ref, sorted(keys[p.ref].values()), staging) for p in thumbed]
+        up_futures = {
+            user: upload.submit(
+                settings, user, sorted(k for p in photos for k in keys[p.ref].values()), staging
+            )
+            for user, photos in staged.items()
+        }
         uploaded: dict[str, dict[str, str]] = {}
         objects = 0
-        for photo, up_future in zip(thumbed, up_futures, strict=True):
+        for user, up_future in up_futures.items():
             count, exc = _outcome(up_future)
-            if exc is None:
-                uploaded[photo.ref] = keys[photo.ref]
-                objects += count
-            else:
-                errors.append({"file": photo.path, "error": f"upload failed: {exc}"})
+            for photo in staged[user]:
+                if exc is None:
+                    uploaded[photo.ref] = keys[photo.ref]
+                else:
+                    errors.append({"file": photo.path, "error": f"upload failed: {exc}"})
+            objects += count or 0
 
     with stage("upsert"):
         outcome = collect_outcome(found.users, plan, recorded, verdicts, uploaded)
@@ -202,13 +216,13 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
 
     with stage("publish"):
         stored = with_retries(load_encodings, settings)(settings, outcome.encoded_shas)
-        by_user = {
+        user_encodings = {
             user: [stored[r["sha256"]] for r in recs if r["status"] == ENCODED and r["sha256"] in stored]
             for user, recs in outcome.records.items()
         }
         profiles = {doc["username"]: doc["profile_image"] for doc in docs}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        bundle = with_retries(publish_bundle, settings)(settings, by_user, profiles, created, model)
+        bundle = with_retries(publish_bundle, settings)(settings, user_encodings, profiles, created, model)
 
     rejected = [{"file": r.path, "reason": r.reason} for r in found.rejected] + outcome.rejected
     summary = {

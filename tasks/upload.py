@@ -13,9 +13,9 @@ from tasks.retry import transient_s3
 CACHE_CONTROL = "private, max-age=86400"
 
 
-@task(task_run_name="upload-{ref}", retry_condition_fn=transient_s3, retry_jitter_factor=0.5)
-def upload_thumbnails(settings: Settings, ref: str, keys: list[str], staging: str) -> int:
-    """Upload one photo's staged thumbnails as private image/jpeg objects; returns how many."""
+@task(task_run_name="upload-{username}", retry_condition_fn=transient_s3, retry_jitter_factor=0.5)
+def upload_thumbnails(settings: Settings, username: str, keys: list[str], staging: str) -> int:
+    """Upload a user's staged thumbnails as private image/jpeg objects; returns how many."""
     store = open_store(settings)
     for key in keys:
         store.put(key, (Path(staging) / key).read_bytes(), "image/jpeg", CACHE_CONTROL)

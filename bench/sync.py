@@ -1,0 +1,202 @@
+"""Benchmark: the original one-photo-at-a-time sync script vs `facelogin sync`, on the same S3 server.
+
+The sample tree (../shared/faces/images, or $FACELOGIN_FACES/images) is replicated to about
+200 photos, each replica re-saved so every photo has distinct content (no help from
+content-hash de-duplication). Both sides upload to the same moto S3 server on loopback.
+
+(a) peer, "original script": for each photo in turn, face_recognition on the full-size image,
+    upload of the full-size photo, then a separate put_object_acl(public-read) call;
+(b) `facelogin sync --json` as it runs in production: a Prefect server and a MongoDB server
+    (nx-27017) already running, a fresh state directory and bucket each time (a full sync);
+    the whole command is timed, process start to exit;
+(c) the same on embedded defaults, as a new user's first run: the command also starts a
+    temporary Prefect API and the embedded MongoDB (timed once, for the record).
+
+Prints per-run times, medians and the ratios (goal for b: >= 3x).
+
+    uv run python bench/sync.py [--photos 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from facelogin.embedded import free_port, start_nx  # noqa: E402
+from tests.servers import faces_root, start_moto  # noqa: E402
+
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "testsecret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def replicate(src: Path, dest: Path, target: int) -> int:
+    """Copy the enrolment tree until it holds about `target` photos, each with distinct bytes."""
+    photos = sorted(p for p in src.glob("*/*") if p.is_file())
+    copies = max(1, round(target / len(photos)))
+    count = 0
+    for r in range(copies):
+        for photo in photos:
+            user = f"{photo.parent.name}_{r:02d}"
+            out = dest / user / photo.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(photo) as im:
+                im = im.copy()
+            im.putpixel((0, 0), (r * 7 % 256, r * 13 % 256, r * 29 % 256, 255)[: len(im.getbands())])
+            im.save(out, quality=95) if out.suffix.lower() in {".jpg", ".jpeg"} else im.save(out)
+            count += 1
+    return count
+
+
+def original_script(images: Path, endpoint: str, bucket: str) -> float:
+    """The way the original script did it: sequential, full size, a separate ACL call per object."""
+    import face_recognition
+
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    start = time.perf_counter()
+    encodings: dict[str, list[object]] = {}
+    for folder in sorted(images.iterdir()):
+        for photo in sorted(folder.iterdir()):
+            image = face_recognition.load_image_file(str(photo))
+            found = face_recognition.face_encodings(image)
+            if len(found) == 1:
+                encodings.setdefault(folder.name, []).append(found[0])
+            key = f"{folder.name}/{photo.name}"
+            s3.upload_file(str(photo), bucket, key)
+            s3.put_object_acl(Bucket=bucket, Key=key, ACL="public-read")
+    return time.perf_counter() - start
+
+
+def start_prefect(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`prefect server start` on a free port with its own home, as a site runs it for the UI."""
+    import urllib.request
+
+    port = free_port()
+    env = os.environ | {"PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    exe = Path(sys.executable).with_name("prefect")
+    with open(work / "prefect.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api"
+    for _ in range(1200):
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=1):
+                return proc, api
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"prefect server did not start; see {work / 'prefect.log'}")
+
+
+def facelogin_sync(
+    images: Path, endpoint: str, bucket: str, state: Path, servers: dict[str, str]
+) -> tuple[float, dict[str, object]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "PREFECT_API"))}
+    env |= (
+        CREDENTIALS
+        | servers
+        | {
+            "AWS_ENDPOINT_URL": endpoint,
+            "FACELOGIN_BUCKET": bucket,
+            "FACELOGIN_STATE_DIR": str(state),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
+    exe = Path(sys.executable).with_name("facelogin")
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(exe), "sync", "--images", str(images), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"facelogin sync failed:\n{done.stderr[-3000:]}")
+    return elapsed, json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    faces = faces_root()
+    if faces is None:
+        raise SystemExit("sample photos not found: set FACELOGIN_FACES or put them in ../shared/faces")
+    os.environ.update(CREDENTIALS)
+    with tempfile.TemporaryDirectory(prefix="facelogin-bench-") as tmp:
+        work = Path(tmp)
+        images = work / "images"
+        n = replicate(faces / "images", images, args.photos)
+        moto = start_moto(work)
+        nx = start_nx(work / "nx")
+        prefect, api = start_prefect(work)
+        servers = {"PREFECT_API_URL": api, "FACELOGIN_MONGODB_URI": nx.uri}
+        try:
+            s3 = boto3.client("s3", endpoint_url=moto.url)
+            print(f"{n} photos in {len(list(images.iterdir()))} user folders; S3: moto server at {moto.url}")
+            print(f"cores: {os.cpu_count()}; runs per side: {args.repeat}\n")
+
+            def new_bucket() -> str:
+                name = f"bench-{uuid.uuid4().hex[:8]}"
+                s3.create_bucket(Bucket=name)
+                return name
+
+            naive, ours, incremental = [], [], []
+            for i in range(args.repeat):
+                naive.append(original_script(images, moto.url, new_bucket()))
+                print(f"run {i + 1}: (a) original script     {naive[-1]:7.1f} s")
+
+                bucket, state = new_bucket(), work / f"state-{i}"
+                servers["FACELOGIN_DATABASE"] = f"bench{i}"
+                elapsed, summary = facelogin_sync(images, moto.url, bucket, state, servers)
+                assert summary["encoded"] == n, summary["encoded"]
+                ours.append(elapsed)
+                stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds"].items())  # type: ignore[union-attr]
+                print(f"run {i + 1}: (b) facelogin sync      {elapsed:7.1f} s  (stages: {stages})")
+                again, summary = facelogin_sync(images, moto.url, bucket, state, servers)
+                assert summary["encoded"] == 0 and summary["uploaded"] == 0
+                incremental.append(again)
+                print(f"run {i + 1}:     facelogin re-sync   {again:7.1f} s  (nothing changed)")
+
+            cold, summary = facelogin_sync(images, moto.url, new_bucket(), work / "state-cold", {})
+            assert summary["encoded"] == n
+            print(f"once:   (c) embedded defaults   {cold:7.1f} s  (+ temporary Prefect API and MongoDB)")
+        finally:
+            prefect.terminate()
+            prefect.wait(30)
+            nx.stop()
+            moto.stop()
+
+    a, b, c = statistics.median(naive), statistics.median(ours), statistics.median(incremental)
+    print(f"\nmedian (a) original script : {a:7.1f} s")
+    print(f"median (b) facelogin sync  : {b:7.1f} s   ratio a/b {a / b:.1f}x (goal >= 3x)")
+    print(f"median re-sync, no changes : {c:7.1f} s   ratio a/re-sync {a / c:.1f}x")
+    print(f"(c) embedded defaults, cold: {cold:7.1f} s   ratio a/c {a / cold:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
