@@ -112,6 +112,56 @@ def train(settings: Settings, photos: list[Photo]) -> dict[str, FaceResult]:
     return results
 
 
+def thumbnail(
+    by_user: dict[str, list[Photo]],
+    keys: dict[str, dict[str, str]],
+    staging: str,
+    verdicts: dict[str, tuple[str, str | None]],
+    errors: list[dict[str, str]],
+) -> dict[str, list[Photo]]:
+    """Stage each user's thumbnails; an undecodable photo becomes a rejection, a crash an error."""
+    futures = {
+        user: make_thumbnails.submit(user, {p.path: keys[p.ref] for p in photos}, staging)
+        for user, photos in by_user.items()
+    }
+    staged: dict[str, list[Photo]] = {}
+    for user, future in futures.items():
+        problems, exc = _outcome(future)
+        for photo in by_user[user]:
+            reason = problems.get(photo.path) if exc is None else f"thumbnail failed: {exc}"
+            if reason is None:
+                staged.setdefault(user, []).append(photo)
+            elif exc is None:
+                verdicts[photo.sha256] = (REJECTED, reason)
+            else:
+                errors.append({"file": photo.path, "error": reason})
+    return staged
+
+
+def upload(
+    settings: Settings,
+    staged: dict[str, list[Photo]],
+    keys: dict[str, dict[str, str]],
+    staging: str,
+    errors: list[dict[str, str]],
+) -> dict[str, dict[str, str]]:
+    """Upload each user's staged thumbnails in parallel; returns photo ref -> keys now in the store."""
+    task = with_retries(upload_thumbnails, settings)
+    futures = {
+        user: task.submit(settings, user, sorted(k for p in photos for k in keys[p.ref].values()), staging)
+        for user, photos in staged.items()
+    }
+    uploaded: dict[str, dict[str, str]] = {}
+    for user, future in futures.items():
+        _, exc = _outcome(future)
+        for photo in staged[user]:
+            if exc is None:
+                uploaded[photo.ref] = keys[photo.ref]
+            else:
+                errors.append({"file": photo.path, "error": f"upload failed: {exc}"})
+    return uploaded
+
+
 # Threads for the I/O stages (thumbnails release the GIL in Pillow's decoder; uploads wait on S3).
 @flow(name="sync_faces", task_runner=ThreadPoolTaskRunner(max_workers=16))  # type: ignore[arg-type]
 def sync_faces(images: str | None = None, full: bool = False) -> dict[str, Any]:
@@ -161,40 +211,11 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
         by_user.setdefault(photo.username, []).append(photo)
 
     with stage("thumbnails"):
-        thumb_futures = {
-            user: make_thumbnails.submit(user, {p.path: keys[p.ref] for p in photos}, staging)
-            for user, photos in by_user.items()
-        }
-        staged: dict[str, list[Photo]] = {}
-        for user, thumb_future in thumb_futures.items():
-            problems, exc = _outcome(thumb_future)
-            for photo in by_user[user]:
-                reason = problems.get(photo.path) if exc is None else f"thumbnail failed: {exc}"
-                if reason is None:
-                    staged.setdefault(user, []).append(photo)
-                elif exc is None:  # the photo itself cannot be decoded: a rejection, not a failure
-                    verdicts[photo.sha256] = (REJECTED, reason)
-                else:
-                    errors.append({"file": photo.path, "error": reason})
+        staged = thumbnail(by_user, keys, staging, verdicts, errors)
 
     with stage("upload"):
-        upload = with_retries(upload_thumbnails, settings)
-        up_futures = {
-            user: upload.submit(
-                settings, user, sorted(k for p in photos for k in keys[p.ref].values()), staging
-            )
-            for user, photos in staged.items()
-        }
-        uploaded: dict[str, dict[str, str]] = {}
-        objects = 0
-        for user, up_future in up_futures.items():
-            count, exc = _outcome(up_future)
-            for photo in staged[user]:
-                if exc is None:
-                    uploaded[photo.ref] = keys[photo.ref]
-                else:
-                    errors.append({"file": photo.path, "error": f"upload failed: {exc}"})
-            objects += count or 0
+        uploaded = upload(settings, staged, keys, staging, errors)
+        objects = sum(len(k) for k in uploaded.values())
 
     with stage("upsert"):
         outcome = collect_outcome(found.users, plan, recorded, verdicts, uploaded)
