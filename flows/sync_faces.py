@@ -15,6 +15,8 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
+from deployments.limits import sync_lock
+from deployments.names import sync_run_name
 from facelogin.clients import close_mongo, open_store
 from facelogin.discover import Discovery, Photo
 from facelogin.embedded import embedded_mongo
@@ -25,6 +27,7 @@ from tasks.bundle import publish_bundle
 from tasks.catalog import load_encodings, load_photos, remove_users, save_encodings, upsert_users
 from tasks.discover import discover_photos
 from tasks.encode import encode_faces
+from tasks.report import publish_report
 from tasks.retry import with_retries
 from tasks.thumbnail import make_thumbnails
 from tasks.upload import check_store, delete_objects, upload_thumbnails
@@ -163,17 +166,22 @@ def upload(
 
 
 # Threads for the I/O stages (thumbnails release the GIL in Pillow's decoder; uploads wait on S3).
-@flow(name="sync_faces", task_runner=ThreadPoolTaskRunner(max_workers=16))  # type: ignore[arg-type]
+@flow(
+    name="sync_faces",
+    flow_run_name=sync_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]
+)
 def sync_faces(images: str | None = None, full: bool = False) -> dict[str, Any]:
     """Sync every user folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle."""
     settings = Settings() if images is None else Settings(images=Path(images))
-    if settings.mongodb_uri:
-        return _sync(settings, full)
-    with embedded_mongo(settings.mongo_dir) as uri:
-        try:
-            return _sync(settings.model_copy(update={"mongodb_uri": uri}), full)
-        finally:
-            close_mongo(uri)
+    with sync_lock():  # nightly and manual runs never work on the same tree at once
+        if settings.mongodb_uri:
+            return _sync(settings, full)
+        with embedded_mongo(settings.mongo_dir) as uri:
+            try:
+                return _sync(settings.model_copy(update={"mongodb_uri": uri}), full)
+            finally:
+                close_mongo(uri)
 
 
 def _sync(settings: Settings, full: bool) -> dict[str, Any]:
@@ -266,6 +274,7 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
         "encoded %d, unchanged %d, rejected %d, uploaded %d objects, upserted %d users; bundle %s",
         summary["encoded"], summary["unchanged"], len(rejected), objects, upserted, bundle["version"],
     )  # fmt: skip
+    publish_report(summary)
     if errors:
         listed = "; ".join(f"{e['file']}: {e['error']}" for e in errors[:5])
         raise SyncError(f"{len(errors)} photo(s) could not be synced: {listed}", summary)

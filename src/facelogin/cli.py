@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facelogin import cli_login
+from facelogin import cli_enroll, cli_login
 
 app = typer.Typer(
     name="facelogin",
@@ -101,6 +101,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 cli_login.register(app)
+cli_enroll.register(app)
 
 
 def main() -> None:

@@ -44,9 +44,7 @@ class FaceResult:
     box: tuple[int, int, int, int] | None = None
 
 
-def encode_face(
-    path: str | Path, max_side: int = 800, upsample: int = 0, model: str = "hog"
-) -> FaceResult:
+def encode_face(path: str | Path, max_side: int = 800, upsample: int = 0, model: str = "hog") -> FaceResult:
     """Encode the single face in `path`, detected on a copy reduced to `max_side` px.
 
     HOG without upsampling finds faces down to 80 px, a tenth of an 800 px photo, at about

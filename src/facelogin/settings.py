@@ -32,8 +32,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="username -> file name of the profile photo (default: first by name).",
     )
-    detect_max_side: int = Field(800, ge=64, description="Detection runs on a copy reduced to this long side.")
-    upsample: int = Field(0, ge=0, le=3, description="HOG upsampling passes (0: retried with 1 if no face).")
+    detect_max_side: int = Field(
+        800, ge=64, description="Detection runs on a copy reduced to this long side."
+    )
+    upsample: int = Field(0, ge=0, le=3, description="HOG upsampling passes (0: one more try at 1).")
     task_runner: Literal["process", "thread", "dask"] = "process"
     encode_workers: int | None = Field(None, ge=1, description="Encoding processes; default: every core.")
     dask_address: str | None = Field(None, description="Scheduler address for task_runner=dask.")

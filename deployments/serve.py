@@ -1,0 +1,81 @@
+"""Serve `nightly-sync` and `sync-now` from one long-running process: no work pool, no worker.
+
+    python deployments/serve.py                    # what the systemd unit runs
+    python deployments/serve.py --timezone UTC
+
+The deployments' schedule, concurrency limit, tags and descriptions are read from prefect.yaml,
+so the file stays the one place they are declared. Runs execute as subprocesses of this one,
+with its environment (FACELOGIN_*, AWS_*), one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from deployments.limits import ensure_sync_limit  # noqa: E402
+
+PREFECT_YAML = ROOT / "prefect.yaml"
+
+
+def read_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    """The deployment entries of prefect.yaml (anchors resolved)."""
+    import yaml
+
+    with path.open() as fh:
+        config = yaml.safe_load(fh)
+    return list(config.get("deployments") or [])
+
+
+def build_deployments(timezone: str | None = None, path: Path = PREFECT_YAML) -> list[Any]:
+    """RunnerDeployments of the sync flow, configured as prefect.yaml declares them."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.schedules import Cron
+
+    from flows.sync_faces import sync_faces
+
+    built = []
+    for spec in read_deployments(path):
+        schedules = [
+            Cron(s["cron"], timezone=timezone or s.get("timezone") or "UTC", active=s.get("active", True))
+            for s in spec.get("schedules") or []
+        ]
+        limit = spec.get("concurrency_limit")
+        built.append(
+            sync_faces.to_deployment(
+                name=spec["name"],
+                description=spec.get("description"),
+                tags=spec.get("tags"),
+                parameters=spec.get("parameters") or {},
+                schedules=schedules,
+                concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
+                enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
+            )
+        )
+    return built
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--timezone", help="IANA zone for the nightly cron [default: as in prefect.yaml].")
+    parser.add_argument("--limit", type=int, default=1, help="Flow runs at once in this process.")
+    args = parser.parse_args(argv)
+
+    from prefect import serve
+
+    ensure_sync_limit()
+    # A stopped server (reboot, `systemctl stop`) must not switch the nightly schedule off: runs
+    # missed while it is down wait as Late and start when it is back.
+    serve(*build_deployments(args.timezone), pause_on_shutdown=False, limit=args.limit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""`facelogin enroll`: check and copy a person's photos into the images folder, then trigger `sync-now`.
+
+Light at import like the rest of the CLI: face_recognition and Prefect load inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+# Exit codes: 0 enrolled (and the run completed, with --wait); 1 the sync run did not complete;
+# 2 nothing could be enrolled or the run could not be started.
+EXIT_RUN_FAILED = 1
+EXIT_NOT_ENROLLED = 2
+
+
+def register(app: typer.Typer) -> None:
+    """Add `facelogin enroll` to the app."""
+    app.command("enroll")(enroll)
+
+
+def enroll(
+    username: Annotated[str, typer.Argument(help="The person's username, also their folder name.")],
+    source: Annotated[
+        Path | None,
+        typer.Option("--from", help="A folder of photos (or one photo) to enrol.", show_default=False),
+    ] = None,
+    camera: Annotated[
+        int | None,
+        typer.Option("--camera", help="Capture from this camera (Picamera2, else OpenCV) instead of --from."),
+    ] = None,
+    shots: Annotated[int, typer.Option("--shots", min=1, max=20, help="Photos to take with --camera.")] = 5,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            help="Images root (env FACELOGIN_IMAGES, default ./images); when given, the sync run is "
+            "told to use it too.",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the sync run to its end; exit non-zero unless Completed.")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")] = 1800.0,
+    no_trigger: Annotated[
+        bool, typer.Option("--no-trigger", help="Only copy the photos; the next nightly sync picks them up.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Enrol a person: check each photo (readable, exactly one face), copy it in, trigger `sync-now`."""
+    from facelogin.enroll import EnrollError, default_checker, source_photos
+    from facelogin.enroll import enroll as enroll_photos
+    from facelogin.settings import Settings
+
+    if (source is None) == (camera is None):
+        _usage("give exactly one of --from DIR and --camera N")
+    settings = Settings() if images is None else Settings(images=images)
+    out: dict[str, Any] = {"ok": False}
+    with tempfile.TemporaryDirectory(prefix="facelogin-enroll-") as tmp:
+        try:
+            sources = source_photos(source) if source is not None else _capture(camera or 0, shots, Path(tmp))
+            checker = default_checker(settings.detect_max_side, settings.upsample)
+            result = enroll_photos(username, sources, settings.images, checker)
+        except EnrollError as exc:
+            _finish(out | {"error": str(exc)}, as_json, EXIT_NOT_ENROLLED)
+    out["enrolment"] = result.as_dict()
+    if not as_json:
+        for v in result.accepted:
+            typer.echo(f"accepted {v.source} -> {v.target}")
+        for v in result.rejected:
+            typer.secho(f"rejected {v.source}: {v.reason}", fg="yellow", err=True)
+    if not result.accepted:
+        _finish(out | {"error": f"no photo of {username} was accepted"}, as_json, EXIT_NOT_ENROLLED)
+    if no_trigger:
+        _finish(out | {"ok": True, "run": None}, as_json, 0)
+
+    from facelogin.trigger import TriggerError, read_run, trigger_sync, wait_for_run
+
+    parameters = {"images": str(settings.images.resolve())} if images is not None else {}
+    try:
+        run = trigger_sync(parameters, tags=["enroll", f"user:{username}"])
+    except TriggerError as exc:
+        message = f"{exc}; the photos are in place and the next sync will pick them up"
+        _finish(out | {"error": message, "run": None}, as_json, EXIT_NOT_ENROLLED)
+    out["run"] = run.as_dict()
+    if not as_json:
+        typer.echo(f"started {run.deployment} run {run.name}: {run.url or run.id}")
+    if not wait:
+        _finish(out | {"ok": True}, as_json, 0)
+
+    def show(kind: str, name: str) -> None:
+        if not as_json:
+            typer.echo(f"{run.name}: {name}")
+
+    try:
+        final = wait_for_run(run.id, timeout=timeout, on_state=show)
+    except TriggerError as exc:
+        _finish(out | {"error": str(exc)}, as_json, EXIT_RUN_FAILED)
+    run = read_run(run.id, run.deployment)
+    out["run"] = run.as_dict() | {"state": final}
+    if final != "COMPLETED":
+        error = f"sync run {run.name} ended {final}: see {run.url or run.id}"
+        _finish(out | {"error": error}, as_json, EXIT_RUN_FAILED)
+    _finish(out | {"ok": True}, as_json, 0)
+
+
+def _capture(index: int, shots: int, folder: Path) -> list[Path]:
+    """Take `shots` photos about half a second apart, so the person can turn a little between them."""
+    from PIL import Image
+
+    from facelogin.enroll import EnrollError
+
+    try:
+        from facelogin.login import LoginError, camera_frames
+    except ImportError as exc:  # the login extras are not installed
+        raise EnrollError(f"no camera stack: {exc}; install Picamera2 or `facelogin[camera]`") from None
+    paths: list[Path] = []
+    try:
+        frames = camera_frames(index, 960)
+        for n, frame in enumerate(frames):
+            if n >= shots:
+                break
+            path = folder / f"camera_{n + 1:02d}.jpg"
+            Image.fromarray(frame.pixels).save(path, "JPEG", quality=95)
+            paths.append(path)
+            time.sleep(0.5)
+    except LoginError as exc:
+        raise EnrollError(f"camera {index}: {exc}") from None
+    return paths
+
+
+def _usage(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(EXIT_NOT_ENROLLED)
+
+
+def _finish(out: dict[str, Any], as_json: bool, code: int) -> None:
+    if as_json:
+        typer.echo(json.dumps(out, indent=2, default=str))
+    if out.get("error"):
+        typer.secho(f"enroll: {out['error']}", fg="red", err=True)
+    raise typer.Exit(code)
