@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,73 @@ def load_face_recognition() -> Any:
     return face_recognition
 
 
+LANDMARKS = "shape_predictor_5_face_landmarks.dat"
+ENCODER = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+class DlibFaces:
+    """The three dlib models facelogin needs (HOG detector, 5-point landmarks, ResNet encoder), nothing else.
+
+    Same calls and the same box trimming as face_recognition's face_locations/face_encodings (whose
+    default is the 5-point model), so encodings are identical to the enrolment ones. Importing
+    face_recognition instead also parses the 100 MB 68-point model (~0.75 s on one core), the CNN
+    detector, and pkg_resources (~0.3 s): most of a cold start.
+    """
+
+    def __init__(self, models_dir: Path) -> None:
+        import dlib
+
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(models_dir / LANDMARKS))
+        self.encoder = dlib.face_recognition_model_v1(str(models_dir / ENCODER))
+        self._rectangle = dlib.rectangle
+
+    def face_locations(
+        self, pixels: np.ndarray, number_of_times_to_upsample: int = 1
+    ) -> list[tuple[int, ...]]:
+        height, width = pixels.shape[:2]
+        return [
+            (max(r.top(), 0), min(r.right(), width), min(r.bottom(), height), max(r.left(), 0))
+            for r in self.detector(pixels, number_of_times_to_upsample)
+        ]
+
+    def face_encodings(
+        self, pixels: np.ndarray, known_face_locations: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        out = []
+        for top, right, bottom, left in known_face_locations:
+            shape = self.predictor(pixels, self._rectangle(left, top, right, bottom))
+            out.append(np.array(self.encoder.compute_face_descriptor(pixels, shape, 1)))
+        return out
+
+
+def models_dir() -> Path | None:
+    """face_recognition_models' data folder, found without importing the package (and pkg_resources)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "models"
+        if (folder / LANDMARKS).is_file() and (folder / ENCODER).is_file():
+            return folder
+    return None
+
+
+@lru_cache(maxsize=1)
+def load_faces() -> Any:
+    """The face detector/encoder, once per process, with face_recognition's interface.
+
+    dlib directly when face_recognition_models' files are found (enrolment and login then
+    share one engine), else face_recognition itself.
+    """
+    folder = models_dir()
+    if folder is not None:
+        return DlibFaces(folder)
+    return load_face_recognition()
+
+
 @dataclass(frozen=True)
 class FaceResult:
     """The outcome for one photo: an encoding, or the reason there is none."""
@@ -44,7 +112,7 @@ class FaceResult:
     box: tuple[int, int, int, int] | None = None
 
 
-def encode_face(path: str | Path, max_side: int = 800, upsample: int = 0, model: str = "hog") -> FaceResult:
+def encode_face(path: str | Path, max_side: int = 800, upsample: int = 0) -> FaceResult:
     """Encode the single face in `path`, detected on a copy reduced to `max_side` px.
 
     HOG without upsampling finds faces down to 80 px, a tenth of an 800 px photo, at about
@@ -53,15 +121,15 @@ def encode_face(path: str | Path, max_side: int = 800, upsample: int = 0, model:
     several faces or that cannot be decoded is rejected with a reason rather than raising,
     so one bad photo never stops a sync.
     """
-    face_recognition = load_face_recognition()
+    engine = load_faces()
     try:
         image = open_photo(path, max_side)
     except PhotoError as exc:
         return FaceResult(REJECTED, reason=str(exc))
     pixels = np.asarray(image)
-    boxes = face_recognition.face_locations(pixels, number_of_times_to_upsample=upsample, model=model)
+    boxes = engine.face_locations(pixels, number_of_times_to_upsample=upsample)
     if not boxes and upsample < 1:
-        boxes = face_recognition.face_locations(pixels, number_of_times_to_upsample=1, model=model)
+        boxes = engine.face_locations(pixels, number_of_times_to_upsample=1)
     if not boxes:
         return FaceResult(REJECTED, reason="no face found")
     if len(boxes) > 1:
@@ -70,7 +138,7 @@ def encode_face(path: str | Path, max_side: int = 800, upsample: int = 0, model:
             reason=f"{len(boxes)} faces found: an enrolment photo must show only its owner",
             faces=len(boxes),
         )
-    (encoding,) = face_recognition.face_encodings(pixels, known_face_locations=boxes)
+    (encoding,) = engine.face_encodings(pixels, known_face_locations=boxes)
     return FaceResult(ENCODED, encoding=[float(x) for x in encoding], faces=1, box=tuple(boxes[0]))
 
 

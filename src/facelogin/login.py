@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facelogin.bundle import LATEST, Bundle, BundleError, load_bundle, manifest_bytes, parse_manifest
-from facelogin.faces import load_face_recognition
+from facelogin.faces import load_faces
 from facelogin.files import write_atomic
 from facelogin.match import (
     ACCEPTED,
@@ -382,68 +382,6 @@ def _picamera_frames(picamera2_cls: Any, index: int, height: int) -> Iterator[Fr
 
 
 # Faces
-
-LANDMARKS = "shape_predictor_5_face_landmarks.dat"
-ENCODER = "dlib_face_recognition_resnet_model_v1.dat"
-
-
-class DlibFaces:
-    """The three dlib models login needs (HOG detector, 5-point landmarks, ResNet encoder), nothing else.
-
-    Same calls and the same box trimming as face_recognition's face_locations/face_encodings (whose
-    default is the 5-point model), so encodings are identical to the enrolment ones. Importing
-    face_recognition instead also parses the 100 MB 68-point model (~0.75 s on one core), the CNN
-    detector, and pkg_resources (~0.3 s): most of a cold start.
-    """
-
-    def __init__(self, models_dir: Path) -> None:
-        import dlib
-
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(models_dir / LANDMARKS))
-        self.encoder = dlib.face_recognition_model_v1(str(models_dir / ENCODER))
-        self._rectangle = dlib.rectangle
-
-    def face_locations(
-        self, pixels: np.ndarray, number_of_times_to_upsample: int = 1
-    ) -> list[tuple[int, ...]]:
-        height, width = pixels.shape[:2]
-        return [
-            (max(r.top(), 0), min(r.right(), width), min(r.bottom(), height), max(r.left(), 0))
-            for r in self.detector(pixels, number_of_times_to_upsample)
-        ]
-
-    def face_encodings(
-        self, pixels: np.ndarray, known_face_locations: list[tuple[int, ...]]
-    ) -> list[np.ndarray]:
-        out = []
-        for top, right, bottom, left in known_face_locations:
-            shape = self.predictor(pixels, self._rectangle(left, top, right, bottom))
-            out.append(np.array(self.encoder.compute_face_descriptor(pixels, shape, 1)))
-        return out
-
-
-def models_dir() -> Path | None:
-    """face_recognition_models' data folder, found without importing the package (and pkg_resources)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        folder = Path(location) / "models"
-        if (folder / LANDMARKS).is_file() and (folder / ENCODER).is_file():
-            return folder
-    return None
-
-
-def load_faces() -> Any:
-    """A face detector/encoder with face_recognition's interface: dlib directly when its models are found."""
-    folder = models_dir()
-    if folder is not None:
-        return DlibFaces(folder)
-    return load_face_recognition()
-
 
 # Deciding
 

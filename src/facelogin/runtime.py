@@ -15,7 +15,6 @@ def local_prefect_api() -> Iterator[str | None]:
     each encoding worker process would start its own; one server whose URL the workers
     inherit keeps them all on the same API, and the run visible in one place.
     """
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
@@ -27,6 +26,9 @@ def local_prefect_api() -> Iterator[str | None]:
         yield configured
         return
     import os
+
+    # Imported only when needed: the server package (FastAPI, SQLAlchemy, ...) takes ~2 s to import.
+    from prefect.server.api.server import SubprocessASGIServer
 
     # A throw-away local server has no one to report usage to (and no internet here).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

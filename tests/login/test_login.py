@@ -218,10 +218,10 @@ def test_calibration_sidecar_is_used_only_for_its_bundle(published: Path, tmp_pa
 
 
 def test_light_face_model_gives_face_recognitions_exact_results(faces: Path) -> None:
-    from facelogin.faces import load_face_recognition
+    from facelogin.faces import DlibFaces, load_face_recognition, load_faces
 
-    light = core.load_faces()
-    assert isinstance(light, core.DlibFaces), "face_recognition_models' data folder not found"
+    light = load_faces()
+    assert isinstance(light, DlibFaces), "face_recognition_models' data folder not found"
     fr = load_face_recognition()
     for photo in [faces / "probes" / "Kit_Harington.jpg", faces / "groups" / "two_people.jpg"]:
         pixels = np.asarray(core.open_frame(photo, 320))
