@@ -6,14 +6,14 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from deployments.limits import sync_lock
 from deployments.names import sync_run_name
@@ -26,7 +26,7 @@ from facelogin.settings import Settings
 from tasks.bundle import publish_bundle
 from tasks.catalog import load_encodings, load_photos, remove_users, save_encodings, upsert_users
 from tasks.discover import discover_photos
-from tasks.encode import encode_faces
+from tasks.encode import encode_faces, encoder_processes
 from tasks.report import publish_report
 from tasks.retry import with_retries
 from tasks.thumbnail import make_thumbnails
@@ -42,7 +42,7 @@ class SyncError(RuntimeError):
 
 
 def encoding_runner(settings: Settings) -> TaskRunner[Any]:
-    """The task runner for face encoding: every core by default, or a Dask cluster."""
+    """The task runner for face encoding when it is not the default local worker processes."""
     workers = settings.encode_workers or os.cpu_count() or 1
     if settings.task_runner == "dask":
         from prefect_dask import DaskTaskRunner  # optional extra: facelogin[dask]
@@ -50,9 +50,7 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
-    if settings.task_runner == "thread":
-        return ThreadPoolTaskRunner(max_workers=workers)
-    return ProcessPoolTaskRunner(max_workers=workers)
+    return ThreadPoolTaskRunner(max_workers=workers)
 
 
 def _batches(photos: list[Photo], workers: int) -> list[list[Photo]]:
@@ -88,25 +86,37 @@ class _Stopwatch:
 
 
 def train(settings: Settings, photos: list[Photo]) -> dict[str, FaceResult]:
-    """Encode each distinct photo content once, fanned out over the encoding task runner."""
+    """Encode each distinct photo content once, in batches fanned out over every core (or Dask)."""
     unique = list({p.sha256: p for p in photos}.values())
     if not unique:
         return {}
-    results: dict[str, FaceResult] = {}
-    batches = _batches(unique, settings.encode_workers or os.cpu_count() or 1)
-    with encoding_runner(settings) as runner:
+    workers = settings.encode_workers or os.cpu_count() or 1
+    batches = _batches(unique, workers)
+    with ExitStack() as stack:
+        if settings.task_runner == "process":
+            # The tasks run on the flow's threads and hand their batch to local worker processes.
+            stack.enter_context(encoder_processes(workers))
+
+            def submit(params: dict[str, Any]) -> PrefectFuture[list[FaceResult]]:
+                return encode_faces.submit(**params)
+        else:
+            runner = stack.enter_context(encoding_runner(settings))
+
+            def submit(params: dict[str, Any]) -> PrefectFuture[list[FaceResult]]:
+                return runner.submit(encode_faces, params)
+
         futures = [
-            runner.submit(
-                encode_faces,
+            submit(
                 {
                     "paths": [p.path for p in batch],
                     "label": _label(batch),
                     "max_side": settings.detect_max_side,
                     "upsample": settings.upsample,
-                },
+                }
             )
             for batch in batches
         ]
+        results: dict[str, FaceResult] = {}
         for batch, future in zip(batches, futures, strict=True):
             value, exc = _outcome(future)
             for i, photo in enumerate(batch):
@@ -115,22 +125,39 @@ def train(settings: Settings, photos: list[Photo]) -> dict[str, FaceResult]:
     return results
 
 
-def thumbnail(
-    by_user: dict[str, list[Photo]],
+def start_thumbnails(
+    photos: list[Photo], keys: dict[str, dict[str, str]], staging: str
+) -> dict[str, tuple[list[Photo], PrefectFuture[dict[str, str | None]]]]:
+    """Stage thumbnails of every photo to process, per user, in threads while the encoders run.
+
+    Thumbnails do not depend on the face check, and making them alongside it uses the time the
+    encoding processes spend starting; those of photos the check rejects are dropped unused.
+    """
+    by_user: dict[str, list[Photo]] = {}
+    for photo in photos:
+        by_user.setdefault(photo.username, []).append(photo)
+    return {
+        user: (batch, make_thumbnails.submit(user, {p.path: keys[p.ref] for p in batch}, staging))
+        for user, batch in by_user.items()
+    }
+
+
+def collect_thumbnails(
+    started: dict[str, tuple[list[Photo], PrefectFuture[dict[str, str | None]]]],
     keys: dict[str, dict[str, str]],
     staging: str,
     verdicts: dict[str, tuple[str, str | None]],
     errors: list[dict[str, str]],
 ) -> dict[str, list[Photo]]:
-    """Stage each user's thumbnails; an undecodable photo becomes a rejection, a crash an error."""
-    futures = {
-        user: make_thumbnails.submit(user, {p.path: keys[p.ref] for p in photos}, staging)
-        for user, photos in by_user.items()
-    }
+    """Accepted photos with staged thumbnails, per user; an undecodable photo becomes a rejection."""
     staged: dict[str, list[Photo]] = {}
-    for user, future in futures.items():
+    for user, (batch, future) in started.items():
         problems, exc = _outcome(future)
-        for photo in by_user[user]:
+        for photo in batch:
+            if verdicts[photo.sha256][0] != ENCODED:
+                for key in keys[photo.ref].values():
+                    (Path(staging) / key).unlink(missing_ok=True)
+                continue
             reason = problems.get(photo.path) if exc is None else f"thumbnail failed: {exc}"
             if reason is None:
                 staged.setdefault(user, []).append(photo)
@@ -203,7 +230,9 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
         len(found.users), len(found.photos), len(plan.todo), len(plan.unchanged), len(plan.kept_rejected),
     )  # fmt: skip
 
+    keys = {p.ref: expected_thumbs(p, sizes, prefix) for p in plan.todo}
     with stage("train"):
+        thumbnails = start_thumbnails(plan.todo, keys, staging)
         results = train(settings, [p for p in plan.todo if p.sha256 not in cached])
         new_encodings = {sha: r.encoding for sha, r in results.items() if r.encoding}
         model = model_info(settings.detect_max_side, settings.upsample)
@@ -211,15 +240,9 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
     verdicts = {sha: (ENCODED, None) for sha in cached} | {
         s: (r.status, r.reason) for s, r in results.items()
     }
-    accepted = [p for p in plan.todo if verdicts[p.sha256][0] == ENCODED]
-    keys = {p.ref: expected_thumbs(p, sizes, prefix) for p in accepted}
 
-    by_user: dict[str, list[Photo]] = {}
-    for photo in accepted:
-        by_user.setdefault(photo.username, []).append(photo)
-
-    with stage("thumbnails"):
-        staged = thumbnail(by_user, keys, staging, verdicts, errors)
+    with stage("thumbnails"):  # what is left of it once the encoders are done
+        staged = collect_thumbnails(thumbnails, keys, staging, verdicts, errors)
 
     with stage("upload"):
         uploaded = upload(settings, staged, keys, staging, errors)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from prefect import task
 
-from facelogin import discover
+from facelogin.discover import Discovery
+from facelogin.discover import discover_photos as find_photos
 
 
 @task(task_run_name="discover-photos")
-def discover_photos(images: str) -> discover.Discovery:
+def discover_photos(images: str) -> Discovery:
     """Find every user folder and photo under the images root, hashing each photo's content."""
-    return discover.discover_photos(Path(images))
+    return find_photos(Path(images))
