@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,6 @@ from facelogin.faces import encode_face
 from facelogin.store import DirStore
 
 USERS = ["Alex_Lacamoire", "Biden", "Kit_Harington", "Lin_Manuel_Miranda", "Obama", "Rose_Leslie"]
-
-
-def faces_root() -> Path | None:
-    env = os.environ.get("FACELOGIN_FACES")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
-    return root.resolve() if (root / "images").is_dir() else None
-
-
-@pytest.fixture(scope="session")
-def faces() -> Path:
-    root = faces_root()
-    if root is None:
-        pytest.skip("sample photos not found: set FACELOGIN_FACES or put them in ../shared/faces")
-    return root
 
 
 @pytest.fixture(scope="session")
