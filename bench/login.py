@@ -2,7 +2,7 @@
 
 Run on one core, as on a small board:
 
-    taskset -c 0 .venv/bin/python bench/login.py [--faces ../shared/faces] [--reps 2]
+    taskset -c 0 .venv/bin/python -m bench.login [--faces ../shared/faces] [--reps 2]
 
 Peer (a): the loop from face_recognition's examples and Pi tutorials: full-resolution
 face_locations + face_encodings, then compare_faces over a list of known encodings.
@@ -26,10 +26,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facelogin import login as core
+from facelogin.adapters.store import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.faces import encode_face, load_face_recognition
-from facelogin.match import Gallery, best_match
-from facelogin.store import DirStore
+from facelogin.login.match import Gallery, best_match
 
 SIZES = [(320, 240), (640, 480), (1280, 720)]
 GOAL_FRAME_MS = 150.0
@@ -88,7 +88,7 @@ def bench_frames(
                 naive_ok += found == ["Obama"]
 
                 start = time.perf_counter()
-                result = auth.decide([core.frame_from_array("bench", pixels, auth.settings.height)], 1, 1)
+                result = auth.decide([core.frame_from_array("bench", pixels, auth.options.height)], 1, 1)
                 ours_t.append(time.perf_counter() - start)
                 ours_ok += result["user"] == "Obama"
         out[size] = {

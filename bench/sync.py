@@ -14,7 +14,7 @@ content-hash de-duplication). Both sides upload to the same moto S3 server on lo
 
 Prints per-run times, medians and the ratios (goal for b: >= 3x).
 
-    uv run python bench/sync.py [--photos 200] [--repeat 3]
+    uv run python -m bench.sync [--photos 200] [--repeat 3]      # from the checkout
 """
 
 from __future__ import annotations
@@ -33,11 +33,8 @@ from pathlib import Path
 import boto3
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from facelogin.embedded import free_port, start_nx  # noqa: E402
-from tests.servers import faces_root, start_moto  # noqa: E402
+from facelogin.adapters.embedded import free_port, start_nx
+from tests.servers import faces_root, start_moto
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test",

@@ -1,7 +1,7 @@
 """A Prefect automation that notifies when a sync run fails or crashes (nightly or manual).
 
     # once: a notification block made in the UI (Blocks -> Slack Webhook, Email, Custom Webhook...)
-    python deployments/notify.py --block slack-webhook/facelogin-alerts
+    python -m deployments.notify --block slack-webhook/facelogin-alerts
 
 The webhook URL or SMTP password lives in the block, encrypted by the server; nothing secret is
 in this file or in prefect.yaml. Re-running replaces the automation.

@@ -1,7 +1,7 @@
 """Serve `nightly-sync` and `sync-now` from one long-running process: no work pool, no worker.
 
-    python deployments/serve.py                    # what the systemd unit runs
-    python deployments/serve.py --timezone UTC
+    python -m deployments.serve                    # from the checkout; what the systemd unit runs
+    python -m deployments.serve --timezone UTC
 
 The deployments' schedule, concurrency limit, tags and descriptions are read from prefect.yaml,
 so the file stays the one place they are declared. Runs execute as subprocesses of this one,
@@ -11,16 +11,13 @@ with its environment (FACELOGIN_*, AWS_*), one at a time.
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
 from pathlib import Path
 from typing import Any
 
+from tasks.lock import ensure_sync_limit
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
-
-from deployments.limits import ensure_sync_limit  # noqa: E402
-
 PREFECT_YAML = ROOT / "prefect.yaml"
 
 
@@ -36,28 +33,34 @@ def read_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
 def build_deployments(timezone: str | None = None, path: Path = PREFECT_YAML) -> list[Any]:
     """RunnerDeployments of the sync flow, configured as prefect.yaml declares them."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
 
-    from flows.sync_faces import sync_faces
-
+    specs = read_deployments(path)
     built = []
-    for spec in read_deployments(path):
-        schedules = [
-            Cron(s["cron"], timezone=timezone or s.get("timezone") or "UTC", active=s.get("active", True))
-            for s in spec.get("schedules") or []
-        ]
-        limit = spec.get("concurrency_limit")
-        built.append(
-            sync_faces.to_deployment(
-                name=spec["name"],
-                description=spec.get("description"),
-                tags=spec.get("tags"),
-                parameters=spec.get("parameters") or {},
-                schedules=schedules,
-                concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
-                enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
+    # As a worker loads it: from the entrypoint prefect.yaml names, relative to the checkout.
+    with contextlib.chdir(path.parent):
+        flows = {
+            e: load_flow_from_entrypoint(e, use_placeholder_flow=False)
+            for e in {s["entrypoint"] for s in specs}
+        }
+        for spec in specs:
+            schedules = [
+                Cron(s["cron"], timezone=timezone or s.get("timezone") or "UTC", active=s.get("active", True))
+                for s in spec.get("schedules") or []
+            ]
+            limit = spec.get("concurrency_limit")
+            built.append(
+                flows[spec["entrypoint"]].to_deployment(
+                    name=spec["name"],
+                    description=spec.get("description"),
+                    tags=spec.get("tags"),
+                    parameters=spec.get("parameters") or {},
+                    schedules=schedules,
+                    concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
+                    enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
+                )
             )
-        )
     return built
 
 

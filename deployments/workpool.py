@@ -1,6 +1,6 @@
 """Create the process work pool the prefect.yaml deployments run on, and the shared sync limit.
 
-    python deployments/workpool.py            # facelogin-pool, one flow run at a time
+    python -m deployments.workpool            # from the checkout: facelogin-pool, one flow run at a time
     prefect worker start --pool facelogin-pool
 
 Equivalent CLI: `prefect work-pool create facelogin-pool --type process` then
@@ -11,12 +11,8 @@ Equivalent CLI: `prefect work-pool create facelogin-pool --type process` then
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
-from deployments.limits import SYNC_LIMIT, ensure_sync_limit
+from tasks.lock import SYNC_LIMIT, ensure_sync_limit
 
 POOL = "facelogin-pool"
 

@@ -1,8 +1,8 @@
 """Screenshot a real sync run with retries in the Prefect UI (headless Chromium from Debian's packages).
 
     apt-get install -y chromium
-    .venv/bin/python docs/ui_screenshot.py                          # demo: servers, a run, screenshots
-    .venv/bin/python docs/ui_screenshot.py --ui http://127.0.0.1:4200 --flow-run <id>   # an existing run
+    .venv/bin/python -m docs.ui_screenshot                          # demo: servers, a run, screenshots
+    .venv/bin/python -m docs.ui_screenshot --ui http://127.0.0.1:4200 --flow-run <id>   # an existing run
 
 The demo starts everything on loopback and stops it again: moto S3 behind a proxy that answers
 503 SlowDown to the first thumbnail uploads, nx-27017, and `prefect server start`; it runs the sync
@@ -22,7 +22,6 @@ from pathlib import Path
 from uuid import UUID
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -68,7 +67,7 @@ def capture(ui: str, flow_run_id: str, out_dir: Path) -> None:
 
 
 def demo(out_dir: Path, faces: Path) -> None:
-    from facelogin.embedded import free_port, start_nx
+    from facelogin.adapters.embedded import free_port, start_nx
     from tests.servers import FaultyProxy, start_moto
 
     work = Path(tempfile.mkdtemp(prefix="facelogin-ui-"))

@@ -7,34 +7,27 @@ from typing import Any
 from prefect import task
 
 from facelogin import bundle
-from facelogin.clients import open_store
+from facelogin.adapters.connect import open_store
+from facelogin.adapters.store import DirStore
 from facelogin.settings import Settings
-from facelogin.store import DirStore
-from tasks.retry import transient_s3
+from facelogin.sync.outcome import Outcome
+from tasks.policy import S3_RETRIES
 
 
-@task(task_run_name="publish-bundle", retry_condition_fn=transient_s3, retry_jitter_factor=0.5)
+@task(task_run_name="publish-bundle", **S3_RETRIES)
 def publish_bundle(
     settings: Settings,
-    encodings: dict[str, list[list[float]]],
-    profiles: dict[str, dict[str, Any] | None],
+    outcome: Outcome,
+    stored: dict[str, list[float]],
     created_at: str,
     model: dict[str, str],
 ) -> dict[str, Any]:
     """Build the versioned encodings bundle and publish it where the login script reads it."""
-    data, manifest = bundle.build_bundle(encodings, profiles, created_at, model)
     store = open_store(settings)
-    published = []
-    for target, prefix in ((DirStore(settings.bundle_dir), ""), (store, settings.bundle_prefix)):
-        if bundle.published_sha(target, prefix) != manifest["sha256"]:
-            bundle.publish_bundle(target, prefix, data, manifest)
-            published.append(target.location)
-    return {
-        "version": manifest["version"],
-        "sha256": manifest["sha256"],
-        "users": len(manifest["users"]),
-        "encodings": sum(u["encodings"] for u in manifest["users"]),
-        "path": str(settings.bundle_dir),
-        "location": f"{store.location}/{bundle.key_for(settings.bundle_prefix, bundle.LATEST)}",
-        "published_to": published,
+    profiles = outcome.profiles(settings.profile_photos, store.stable_url)
+    data, manifest = bundle.build_bundle(outcome.bundle_encodings(stored), profiles, created_at, model)
+    targets = [(DirStore(settings.bundle_dir), ""), (store, settings.bundle_prefix)]
+    published = bundle.publish_where_changed(targets, data, manifest)
+    return bundle.describe(manifest, settings.bundle_dir, store, settings.bundle_prefix) | {
+        "published_to": published
     }

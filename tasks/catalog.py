@@ -6,12 +6,13 @@ from typing import Any
 
 from prefect import task
 
-from facelogin.clients import open_catalog
+from facelogin.adapters.connect import open_catalog, open_store
 from facelogin.settings import Settings
-from tasks.retry import transient_mongo
+from facelogin.sync.outcome import Outcome
+from tasks.policy import MONGO_RETRIES
 
 
-@task(task_run_name="load-catalog", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+@task(task_run_name="load-catalog", **MONGO_RETRIES)
 def load_photos(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
     """Read every user's recorded photos (content hash, status, thumbnail keys)."""
     catalog = open_catalog(settings)
@@ -19,25 +20,26 @@ def load_photos(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
     return catalog.load_photos()
 
 
-@task(task_run_name="load-encodings", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+@task(task_run_name="load-encodings", **MONGO_RETRIES)
 def load_encodings(settings: Settings, shas: list[str]) -> dict[str, list[float]]:
     """Fetch stored encodings by photo content hash."""
     return open_catalog(settings).load_encodings(shas)
 
 
-@task(task_run_name="save-encodings", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+@task(task_run_name="save-encodings", **MONGO_RETRIES)
 def save_encodings(settings: Settings, encodings: dict[str, list[float]], model: dict[str, str]) -> int:
     """Store new encodings keyed by photo content hash, so no photo is ever encoded twice."""
     return open_catalog(settings).save_encodings(encodings, model)
 
 
-@task(task_run_name="upsert-users", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
-def upsert_users(settings: Settings, docs: list[dict[str, Any]]) -> int:
+@task(task_run_name="upsert-users", **MONGO_RETRIES)
+def upsert_users(settings: Settings, outcome: Outcome) -> int:
     """Upsert one document per user (profile image, photos and their status) in one bulk write."""
+    docs = outcome.documents(settings.profile_photos, open_store(settings).stable_url)
     return open_catalog(settings).upsert_users(docs)
 
 
-@task(task_run_name="remove-users", retry_condition_fn=transient_mongo, retry_jitter_factor=0.5)
+@task(task_run_name="remove-users", **MONGO_RETRIES)
 def remove_users(settings: Settings, usernames: list[str], keep_shas: list[str]) -> int:
     """Remove users whose folder is gone, and encodings no enrolled photo uses any more."""
     catalog = open_catalog(settings)

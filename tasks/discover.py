@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prefect import task
 
-from facelogin.discover import Discovery
-from facelogin.discover import discover_photos as find_photos
+from facelogin.sync.discover import Discovery
+from facelogin.sync.discover import discover_photos as find_photos
 
 
 @task(task_run_name="discover-photos")

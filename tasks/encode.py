@@ -2,42 +2,103 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
 from multiprocessing import get_context
+from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from facelogin import faces
+from facelogin.settings import Settings
+from facelogin.sync.discover import Photo
+from facelogin.sync.plan import batch_label, batches
+from tasks.policy import outcome_of
 
-_processes: ProcessPoolExecutor | None = None
 
-
-@contextmanager
-def encoder_processes(workers: int) -> Iterator[None]:
-    """Worker processes for the encode tasks that run in this process, while the block runs.
+class EncoderTaskRunner(ThreadPoolTaskRunner):
+    """Encode tasks on this process's threads, their work done in light worker processes.
 
     The workers import only facelogin.faces (numpy, Pillow, dlib) and load the models as they
-    start, so they are ready in well under a second. Prefect's ProcessPoolTaskRunner would
-    start each worker with the whole Prefect engine first (~3 s on 2 cores, ~150 MB each).
+    start, so they are ready in well under a second. Prefect's ProcessPoolTaskRunner would start
+    each worker with the whole Prefect engine first (~3 s on 2 cores, ~150 MB each). Each task
+    run is handed the pool as its `processes` parameter.
     """
-    global _processes
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=faces.load_faces)
-    _processes = pool
-    try:
-        yield
-    finally:
-        _processes = None
-        pool.shutdown(wait=True, cancel_futures=True)
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers)
+        self.workers = workers
+        self.processes: ProcessPoolExecutor | None = None
+
+    def duplicate(self) -> EncoderTaskRunner:
+        return type(self)(self.workers)
+
+    def __enter__(self) -> EncoderTaskRunner:
+        super().__enter__()
+        self.processes = ProcessPoolExecutor(
+            self.workers, mp_context=get_context("spawn"), initializer=faces.load_faces
+        )
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            if self.processes is not None:
+                self.processes.shutdown(wait=True, cancel_futures=True)
+                self.processes = None
+        finally:
+            super().__exit__(*exc_info)
+
+    def submit(self, task: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        return super().submit(task, {**parameters, "processes": self.processes}, *args, **kwargs)
 
 
-@task(task_run_name="encode-{label}")
+def encoding_runner(settings: Settings) -> TaskRunner[Any]:
+    """The task runner for face encoding: light local processes, threads, or a Dask cluster."""
+    workers = settings.encode_workers or os.cpu_count() or 1
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner  # optional extra: facelogin[dask]
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+    if settings.task_runner == "thread":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    return EncoderTaskRunner(workers)
+
+
+# The worker pool is not an input to hash: nothing of this task is cached.
+@task(task_run_name="encode-{label}", cache_policy=NO_CACHE)
 def encode_faces(
-    paths: list[str], label: str, max_side: int = 800, upsample: int = 0
+    paths: list[str], label: str, max_side: int = 800, upsample: int = 0, processes: Executor | None = None
 ) -> list[faces.FaceResult]:
     """Detect the single face in each photo and compute its 128-d encoding, or say why not."""
-    pool = _processes
-    if pool is None:  # a thread, or a Dask worker: encode right here
+    if processes is None:  # a thread, or a Dask worker: encode right here
         return faces.encode_faces(paths, max_side, upsample)
-    return pool.submit(faces.encode_faces, paths, max_side, upsample).result()
+    return processes.submit(faces.encode_faces, paths, max_side, upsample).result()
+
+
+def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.FaceResult]:
+    """Encode each photo in batches fanned out over every core (or Dask); content hash -> result.
+
+    A batch whose task failed outright gives each of its photos a rejection naming the error,
+    so one failure never stops the others.
+    """
+    if not photos:
+        return {}
+    runner = encoding_runner(settings)
+    with runner:
+        work = batches(photos, settings.encode_workers or os.cpu_count() or 1)
+        params = {"max_side": settings.detect_max_side, "upsample": settings.upsample}
+        futures = [
+            runner.submit(encode_faces, {"paths": [p.path for p in b], "label": batch_label(b), **params})
+            for b in work
+        ]
+        results: dict[str, faces.FaceResult] = {}
+        for batch, future in zip(work, futures, strict=True):
+            value, exc = outcome_of(future)
+            for i, photo in enumerate(batch):
+                failed = faces.FaceResult(faces.REJECTED, reason=f"encoding failed: {exc}")
+                results[photo.sha256] = failed if exc is not None else value[i]
+    return results

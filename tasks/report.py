@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from facelogin.report import report_markdown, report_rows
+from facelogin.sync.report import report_markdown, report_rows
 
 REPORT_KEY = "sync-report"
 SUMMARY_KEY = "sync-summary"

@@ -5,26 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
+from prefect.futures import PrefectFuture
 
-from facelogin import imaging
-from facelogin.files import write_atomic
+from facelogin.sync.transfer import stage_thumbnails
 
 
 @task(task_run_name="thumbnail-{username}")
 def make_thumbnails(username: str, photos: dict[str, dict[str, str]], staging: str) -> dict[str, str | None]:
     """Make a user's thumbnails (upright, RGB, no metadata) and stage them under their object keys.
 
-    `photos` maps a photo's path to its keys per size. Returns, per path, None when staged or
-    the reason the photo could not be decoded, so one bad photo does not fail the others.
+    Returns, per photo path, None when staged or the reason it could not be decoded.
     """
-    outcome: dict[str, str | None] = {}
-    for path, keys in photos.items():
-        try:
-            thumbs = imaging.make_thumbnails(path, [int(size) for size in keys])
-        except imaging.PhotoError as exc:
-            outcome[path] = str(exc)
-            continue
-        for size, data in thumbs.items():
-            write_atomic(Path(staging) / keys[str(size)], data)
-        outcome[path] = None
-    return outcome
+    return stage_thumbnails(photos, Path(staging))
+
+
+def start_thumbnails(
+    jobs: dict[str, dict[str, dict[str, str]]], staging: str
+) -> dict[str, PrefectFuture[dict[str, str | None]]]:
+    """One thumbnail task per user, started on the flow's threads while the encoders run.
+
+    Thumbnails do not depend on the face check, and making them alongside it uses the time the
+    encoding processes spend starting; those of photos the check rejects are dropped unused.
+    """
+    return {user: make_thumbnails.submit(user, photos, staging) for user, photos in jobs.items()}

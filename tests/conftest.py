@@ -13,7 +13,7 @@ import boto3
 import pytest
 from pymongo import MongoClient
 
-from facelogin.embedded import NxServer, start_nx
+from facelogin.adapters.embedded import NxServer, start_nx
 from tests.servers import FaultyProxy, MotoServer, faces_root, start_moto
 
 # Throw-away test servers have nobody to report usage to, and no internet to do it over.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from facelogin.embedded import free_port
+from facelogin.adapters.embedded import free_port
 
 
 @dataclass

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.lib.format as npformat
 
+from facelogin.adapters.store import DirStore, ObjectStore
+
 FORMAT = "facelogin-bundle"
 FORMAT_VERSION = 1
 LATEST = "latest.json"
@@ -158,35 +160,46 @@ def load_bundle(manifest: dict[str, Any], data: bytes, source: str) -> Bundle:
     return Bundle(usernames, encodings, labels, manifest)
 
 
+def read_object(store: ObjectStore, key: str) -> bytes:
+    """The bytes of `key`, or a BundleError naming where it was looked for."""
+    try:
+        return store.get(key)
+    except Exception as exc:  # noqa: BLE001 - missing, denied or unreachable: the bundle is unusable
+        detail = getattr(exc, "strerror", None) or exc
+        verb = "read" if isinstance(store, DirStore) else "fetch"
+        raise BundleError(f"{store.location}/{key}: cannot {verb} ({detail})") from None
+
+
+def read_manifest(store: ObjectStore, prefix: str = "", name: str = LATEST) -> dict[str, Any]:
+    """The manifest `name` (default: the latest pointer) under `prefix`, checked for format."""
+    key = key_for(prefix, name)
+    return parse_manifest(read_object(store, key), f"{store.location}/{key}")
+
+
+def read_bundle_from(store: ObjectStore, prefix: str = "", name: str = LATEST) -> Bundle:
+    """The bundle that manifest `name` under `prefix` names, verified against its checksum."""
+    manifest = read_manifest(store, prefix, name)
+    key = key_for(prefix, manifest["npz"])
+    return load_bundle(manifest, read_object(store, key), f"{store.location}/{key}")
+
+
+def local_location(path: str | Path) -> tuple[DirStore, str]:
+    """A local bundle as (store, manifest name): a directory holding latest.json, or a manifest file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return DirStore(path), LATEST
+    if path.suffix != ".json" and path.name == "latest":
+        return DirStore(path.parent), LATEST
+    return DirStore(path.parent), path.name
+
+
 def read_bundle(path: str | Path) -> Bundle:
     """Read a local bundle: a directory holding latest.json, or a manifest .json file."""
-    path = Path(path).expanduser()
-    manifest_path = path / LATEST if path.is_dir() else path
-    try:
-        raw = manifest_path.read_bytes()
-    except OSError as exc:
-        raise BundleError(
-            f"{manifest_path}: cannot read the bundle manifest ({exc.strerror or exc})"
-        ) from None
-    manifest = parse_manifest(raw, str(manifest_path))
-    npz_path = manifest_path.parent / manifest["npz"]
-    try:
-        data = npz_path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"{npz_path}: cannot read the encodings ({exc.strerror or exc})") from None
-    return load_bundle(manifest, data, str(npz_path))
+    store, name = local_location(path)
+    return read_bundle_from(store, "", name)
 
 
-def read_manifest(path: str | Path) -> dict[str, Any] | None:
-    """The manifest `latest.json` of a local bundle directory points at, or None when there is none."""
-    try:
-        raw = (Path(path) / LATEST).read_bytes()
-    except FileNotFoundError:
-        return None
-    return parse_manifest(raw, str(Path(path) / LATEST))
-
-
-def publish_bundle(store: Any, prefix: str, data: bytes, manifest: dict[str, Any]) -> str:
+def publish_bundle(store: ObjectStore, prefix: str, data: bytes, manifest: dict[str, Any]) -> str:
     """Write the bundle to an object store (a bucket or a local directory); the pointer goes last.
 
     A reader following `latest.json` therefore always finds the .npz it names.
@@ -206,14 +219,37 @@ def publish_bundle(store: Any, prefix: str, data: bytes, manifest: dict[str, Any
     return key(manifest_name(version))
 
 
+def publish_where_changed(
+    targets: list[tuple[ObjectStore, str]], data: bytes, manifest: dict[str, Any]
+) -> list[str]:
+    """Publish to each (store, prefix) whose latest pointer names another bundle; returns their locations."""
+    published = []
+    for store, prefix in targets:
+        if published_sha(store, prefix) != manifest["sha256"]:
+            publish_bundle(store, prefix, data, manifest)
+            published.append(store.location)
+    return published
+
+
+def describe(manifest: dict[str, Any], local: Path, store: ObjectStore, prefix: str) -> dict[str, Any]:
+    """The bundle as the run summary shows it: version, checksum, counts, where it is."""
+    return {
+        "version": manifest["version"],
+        "sha256": manifest["sha256"],
+        "users": len(manifest["users"]),
+        "encodings": sum(u["encodings"] for u in manifest["users"]),
+        "path": str(local),
+        "location": f"{store.location}/{key_for(prefix, LATEST)}",
+    }
+
+
 def key_for(prefix: str, name: str) -> str:
     return f"{prefix.strip('/')}/{name}" if prefix.strip("/") else name
 
 
-def published_sha(store: Any, prefix: str) -> str | None:
+def published_sha(store: ObjectStore, prefix: str) -> str | None:
     """The sha256 the store's latest pointer names, or None when there is no readable pointer."""
     try:
-        manifest = parse_manifest(store.get(key_for(prefix, LATEST)), LATEST)
-    except Exception:  # noqa: BLE001 - missing or unreadable: publishing again is the fix either way
+        return str(read_manifest(store, prefix)["sha256"])
+    except BundleError:  # missing or unreadable: publishing again is the fix either way
         return None
-    return str(manifest["sha256"])

@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PREFIX = "FACELOGIN_"
+
+# Old names that still work, and the setting that replaced each (the new name wins when both are set).
+RENAMED = {
+    "upload_retries": "task_retries",
+    "upload_workers": "io_threads",
+}
+# Old names that no longer do anything, and why.
+RETIRED = {
+    "retry_delay": "task retries back off 0.5, 1, 2, 4 s ... with jitter, declared with each task",
+}
+
+
+class _RenamedEnv(PydanticBaseSettingsSource):
+    """FACELOGIN_<old name> read into the renamed field."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for old, new in RENAMED.items():
+            value = os.environ.get(PREFIX + old.upper())
+            if value is not None:
+                values[new] = value
+        return values
 
 
 class Settings(BaseSettings):
     """Where things live and how they are published. Every field has an offline default."""
 
-    model_config = SettingsConfigDict(env_prefix="FACELOGIN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     images: Path = Field(Path("images"), description="The images root: one folder per user.")
     state_dir: Path = Field(
@@ -25,7 +54,10 @@ class Settings(BaseSettings):
     url_mode: Literal["presigned", "public-acl", "base-url"] = "presigned"
     base_url: str | None = Field(None, description="CDN or bucket-policy URL prefix for url_mode=base-url.")
     presign_seconds: int = Field(3600, ge=1, le=604800)
-    mongodb_uri: str | None = Field(None, description="MongoDB URI; unset: an embedded nx-27017 server.")
+    # A URI may carry a password: kept out of reprs, logs and task parameters shown in the UI.
+    mongodb_uri: SecretStr | None = Field(
+        None, description="MongoDB URI; unset: an embedded nx-27017 server."
+    )
     database: str = "facelogin"
     thumb_sizes: list[int] = Field(default_factory=lambda: [128, 256])
     profile_photos: dict[str, str] = Field(
@@ -39,9 +71,43 @@ class Settings(BaseSettings):
     task_runner: Literal["process", "thread", "dask"] = "process"
     encode_workers: int | None = Field(None, ge=1, description="Encoding processes; default: every core.")
     dask_address: str | None = Field(None, description="Scheduler address for task_runner=dask.")
-    upload_workers: int = Field(16, ge=1, le=128)
-    upload_retries: int = Field(4, ge=0, le=20)
-    retry_delay: float = Field(0.5, ge=0, description="First retry delay in seconds; doubles each retry.")
+    io_threads: int = Field(
+        16,
+        ge=1,
+        le=128,
+        description="Threads for thumbnails, uploads and deletes; also the S3 connection pool.",
+    )
+    task_retries: int = Field(
+        4,
+        ge=0,
+        le=10,
+        description="Prefect retries of an S3 or MongoDB task that failed on a transient fault.",
+    )
+
+    _deprecations: list[str] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Lowest priority after the environment: a new name always wins over its old one.
+        return init_settings, env_settings, _RenamedEnv(settings_cls), dotenv_settings, file_secret_settings
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._deprecations = [
+            f"{PREFIX}{old.upper()} is deprecated: use {PREFIX}{new.upper()}"
+            for old, new in RENAMED.items()
+            if PREFIX + old.upper() in os.environ
+        ] + [
+            f"{PREFIX}{old.upper()} no longer has an effect: {why}"
+            for old, why in RETIRED.items()
+            if PREFIX + old.upper() in os.environ
+        ]
 
     @field_validator("images", "state_dir")
     @classmethod
@@ -54,6 +120,11 @@ class Settings(BaseSettings):
         if not value or any(s < 16 or s > 4096 for s in value):
             raise ValueError(f"thumbnail sizes must be between 16 and 4096 px, got {value}")
         return sorted(set(value))
+
+    @property
+    def deprecations(self) -> list[str]:
+        """One line per old setting name found in the environment, saying what to do instead."""
+        return list(self._deprecations)
 
     @property
     def embedded_store(self) -> bool:
@@ -70,3 +141,15 @@ class Settings(BaseSettings):
     @property
     def mongo_dir(self) -> Path:
         return self.state_dir / "mongo"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.state_dir / "staging"
+
+    def mongodb(self) -> str | None:
+        """The MongoDB URI in clear, for the client that connects with it (and nothing else)."""
+        return self.mongodb_uri.get_secret_value() if self.mongodb_uri else None
+
+    def with_mongodb(self, uri: str) -> Settings:
+        """A copy that connects to `uri` (the embedded server started for a run)."""
+        return self.model_copy(update={"mongodb_uri": SecretStr(uri)})

@@ -9,8 +9,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
 
-from facelogin.catalog import Catalog, is_transient
-from facelogin.embedded import NxServer
+from facelogin.adapters.catalog import Catalog, is_transient
+from facelogin.adapters.embedded import NxServer
 
 
 @pytest.fixture

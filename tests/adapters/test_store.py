@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from facelogin.store import DirStore, S3Store, StoreError, is_transient
+from facelogin.adapters.store import DirStore, S3Store, StoreError, is_transient
 from tests.conftest import s3_for
 from tests.servers import FaultyProxy, MotoServer
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facelogin.adapters.store import DirStore
 from facelogin.bundle import (
     LATEST,
     BundleError,
@@ -18,7 +19,6 @@ from facelogin.bundle import (
     published_sha,
     read_bundle,
 )
-from facelogin.store import DirStore
 
 MODEL = {"face_recognition": "1.3.0", "dlib": "20.0.1"}
 

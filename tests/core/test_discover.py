@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from facelogin.discover import discover_photos
+from facelogin.sync.discover import discover_photos
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from facelogin.discover import Photo
-from facelogin.plan import (
-    collect_outcome,
-    expected_thumbs,
-    photo_record,
-    plan_sync,
-    stale_keys,
-    user_document,
-)
+from facelogin.sync.discover import Photo
+from facelogin.sync.outcome import collect_outcome, photo_record, stale_keys, user_document
+from facelogin.sync.plan import expected_thumbs, plan_sync
 
 SIZES = [128, 256]
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import pytest
 
-from facelogin.embedded import free_port
+from facelogin.adapters.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
-from deployments.limits import SYNC_LIMIT
 from deployments.serve import PREFECT_YAML, build_deployments, read_deployments
-from facelogin.embedded import NxServer
+from facelogin.adapters.embedded import NxServer
+from tasks.lock import SYNC_LIMIT
 from tests.conftest import AWS_ENV
 from tests.deploy.conftest import BIN, ROOT, PrefectServer, stop_process
 from tests.servers import MotoServer
@@ -64,7 +64,7 @@ def deployed(prefect_server: PrefectServer) -> Iterator[PrefectServer]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     env = prefect_server.env()
-    pool = subprocess.run([str(BIN / "python"), "deployments/workpool.py"], cwd=ROOT, env=env,
+    pool = subprocess.run([str(BIN / "python"), "-m", "deployments.workpool"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert pool.returncode == 0, pool.stderr
     deploy = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=ROOT, env=env,
@@ -109,7 +109,7 @@ def test_a_process_worker_runs_sync_now_from_the_pool(
     deployed: PrefectServer, prefect_client: Any, faces: Path, tmp_path: Path, moto: MotoServer, nx: NxServer,
     bucket: str, database: str,
 ) -> None:  # fmt: skip
-    from facelogin.trigger import trigger_sync, wait_for_run
+    from facelogin.cli.runs import trigger_sync, wait_for_run
 
     images = tmp_path / "images"
     shutil.copytree(faces / "images" / "Biden", images / "Biden")

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from facelogin.report import COLUMNS, report_markdown, report_rows
+from facelogin.sync.report import COLUMNS, report_markdown, report_rows
 
-# The shape of the flow's summary["per_user"] (facelogin.plan.user_rows).
+# The shape of the flow's summary["per_user"] (facelogin.sync.outcome.user_rows).
 PER_USER = [
     {"user": "Bob", "photos": 2, "encoded": 1, "unchanged": 1, "rejected": 0, "reasons": [], "uploaded": 2},
     {"user": "Ann", "photos": 3, "encoded": 1, "unchanged": 1, "rejected": 1,
@@ -35,8 +35,9 @@ def test_report_rows_have_every_column_and_reasons_in_one_cell() -> None:
 
 
 def test_rows_from_the_flow_planner_fit_the_table(tmp_path: Any) -> None:
-    from facelogin.discover import Photo
-    from facelogin.plan import collect_outcome, plan_sync, user_rows
+    from facelogin.sync.discover import Photo
+    from facelogin.sync.outcome import collect_outcome, user_rows
+    from facelogin.sync.plan import plan_sync
 
     ann = [Photo("Ann", f"ann_0{i}.jpg", str(tmp_path / f"ann_0{i}.jpg"), f"a{i}", 10) for i in (1, 2)]
     plan = plan_sync({"Ann": ann}, {}, [128], "thumbs")

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from facelogin.adapters.embedded import NxServer
 from facelogin.bundle import read_bundle
-from facelogin.embedded import NxServer
-from facelogin.trigger import trigger_sync, wait_for_run
+from facelogin.cli.runs import trigger_sync, wait_for_run
 from tests.conftest import AWS_ENV, s3_for
 from tests.deploy.conftest import (
     BIN,
@@ -103,7 +103,7 @@ def site(
     )
     log = root / "serve.log"
     with log.open("ab") as fh:
-        serve = subprocess.Popen([str(BIN / "python"), "deployments/serve.py"], cwd=ROOT, env=env,
+        serve = subprocess.Popen([str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT, env=env,
                                  stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     site = Site(images, root / "state", bucket, env["FACELOGIN_DATABASE"], nx.uri, proxy, serve,
                 prefect_server, {})  # fmt: skip

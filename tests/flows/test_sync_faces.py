@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 from pymongo import MongoClient
 
+from facelogin.adapters.store import StoreError
 from facelogin.bundle import read_bundle
-from facelogin.store import StoreError
-from flows.sync_faces import SyncError, sync_faces
+from facelogin.sync.outcome import SyncError
+from flows.sync_faces import sync_faces
 from tests.conftest import s3_for
 from tests.servers import FaultyProxy
 
@@ -217,7 +218,7 @@ def _get(url: str) -> tuple[int, bytes]:
 def test_presigned_urls_serve_thumbnails_and_plain_urls_do_not(
     images: Path, sync_env: dict[str, str], users: Any
 ) -> None:
-    from facelogin.clients import open_store
+    from facelogin.adapters.connect import open_store
     from facelogin.settings import Settings
 
     sync_faces(images=str(images))

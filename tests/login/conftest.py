@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from facelogin.adapters.store import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.faces import encode_face
-from facelogin.store import DirStore
 
 USERS = ["Alex_Lacamoire", "Biden", "Kit_Harington", "Lin_Manuel_Miranda", "Obama", "Rose_Leslie"]
 

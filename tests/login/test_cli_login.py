@@ -37,7 +37,7 @@ def test_help(command: str) -> None:
 
 def test_importing_login_pulls_in_no_pipeline_dependency() -> None:
     code = (
-        "import sys, facelogin.login, facelogin.match, facelogin.cli_login, facelogin.cli\n"
+        "import sys, facelogin.login, facelogin.login.match, facelogin.cli.login, facelogin.cli\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

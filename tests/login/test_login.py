@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from facelogin import login as core
-from facelogin.match import NO_FACE, SEVERAL_FACES, UNKNOWN
+from facelogin.login.match import NO_FACE, SEVERAL_FACES, UNKNOWN
 
 from .conftest import USERS, make_bundle
 
 
 def _auth(bundle_dir: Path, cache: Path, **settings: object) -> core.Authenticator:
-    return core.Authenticator(core.load_login_bundle(str(bundle_dir), cache), core.Settings(**settings))
+    return core.Authenticator(core.load_login_bundle(str(bundle_dir), cache), core.LoginOptions(**settings))
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def auth(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> core.Aut
 
 
 def _decide(auth: core.Authenticator, *paths: Path, k: int | None = None) -> dict:
-    return auth.decide(core.image_frames(paths, auth.settings.height), len(paths), k or len(paths))
+    return auth.decide(core.image_frames(paths, auth.options.height), len(paths), k or len(paths))
 
 
 def test_each_probe_is_accepted_as_its_user(auth: core.Authenticator, faces: Path) -> None:

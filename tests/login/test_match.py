@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelogin.match import (
+from facelogin.login.calibrate import calibrate, leave_one_out
+from facelogin.login.match import (
     ACCEPTED,
     AMBIGUOUS,
     DISAGREE,
@@ -17,11 +18,9 @@ from facelogin.match import (
     Gallery,
     Match,
     best_match,
-    calibrate,
     can_still_agree,
     combine_frames,
     decide_frame,
-    leave_one_out,
 )
 
 

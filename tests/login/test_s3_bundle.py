@@ -52,12 +52,12 @@ def test_s3_bundle_is_read_cached_and_fallen_back_from(s3_bundle: str, tmp_path:
 
 
 def test_s3_location_parsing() -> None:
-    assert core._s3_split("s3://b/enc/latest") == ("b", "enc/latest.json")
-    assert core._s3_split("s3://b/enc/latest.json") == ("b", "enc/latest.json")
-    assert core._s3_split("s3://b/enc/") == ("b", "enc/latest.json")
-    assert core._s3_split("s3://b") == ("b", "latest.json")
+    assert core.split_s3("s3://b/enc/latest") == ("b", "enc/latest.json")
+    assert core.split_s3("s3://b/enc/latest.json") == ("b", "enc/latest.json")
+    assert core.split_s3("s3://b/enc/") == ("b", "enc/latest.json")
+    assert core.split_s3("s3://b") == ("b", "latest.json")
     with pytest.raises(core.LoginError, match="no bucket"):
-        core._s3_split("s3:///x")
+        core.split_s3("s3:///x")
 
 
 def test_calibration_on_s3_is_stored_beside_the_manifest(s3_bundle: str, tmp_path: Path) -> None:

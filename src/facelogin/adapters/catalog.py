@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import DeleteOne, UpdateOne
@@ -53,7 +53,7 @@ class Catalog:
         """Write each user's document in one bulk request; re-running never duplicates."""
         if not docs:
             return 0
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         ops = [
             UpdateOne(
                 {"username": doc["username"]},

@@ -1,48 +1,19 @@
-"""The `facelogin` command line: sync the images folder, and (light) login commands for the Pi.
-
-Kept light at import: Prefect, boto3 and pymongo are imported inside the commands that need them,
-so `facelogin login` on a Pi starts fast and needs none of the pipeline's dependencies.
-"""
+"""`facelogin sync`: run the sync flow on this machine and print what it did."""
 
 from __future__ import annotations
 
 import json
-import sys
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from facelogin import cli_enroll, cli_login
 
-app = typer.Typer(
-    name="facelogin",
-    help="Face login for a Raspberry Pi, kept in step with an images/<User>/ folder by a Prefect flow.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+def register(app: typer.Typer) -> None:
+    app.command("sync")(sync)
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    if version:
-        from facelogin import __version__
-
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-def _ensure_flows_importable() -> None:
-    """flows/ and tasks/ live at the top of the repository, beside src/."""
-    root = Path(__file__).resolve().parents[2]
-    if (root / "flows").is_dir() and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-
-
-@app.command()
 def sync(
     images: Annotated[
         Path | None,
@@ -56,16 +27,22 @@ def sync(
     ] = False,
 ) -> None:
     """Sync the images folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle."""
-    from facelogin.runtime import local_prefect_api, quiet_prefect_console
+    from facelogin.cli import runs
+    from facelogin.settings import Settings
+    from facelogin.sync.outcome import SyncError
 
-    _ensure_flows_importable()
     if as_json:
-        quiet_prefect_console()
-    from flows.sync_faces import SyncError, sync_faces
-
+        runs.quiet_prefect_console()
     try:
-        with local_prefect_api():
-            summary = sync_faces(images=str(images) if images else None, full=full)
+        settings = Settings() if images is None else Settings(images=images)
+        for message in settings.deprecations:
+            typer.secho(f"warning: {message}", fg="yellow", err=True)
+        # The flow runs in the project directory: paths given here are relative to where we are.
+        if not settings.state_dir.is_absolute():
+            os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
+        parameters = {"images": str(settings.images.resolve()), "full": full}
+        with runs.local_prefect_api():
+            summary = runs.run_sync(parameters)
     except SyncError as exc:
         _fail(str(exc), exc.summary, as_json)
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
@@ -98,11 +75,3 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     for item in summary["rejected"]:
         console.print(f"[yellow]rejected[/] {item['file']}: {item['reason']}")
-
-
-cli_login.register(app)
-cli_enroll.register(app)
-
-
-def main() -> None:
-    app()

@@ -1,4 +1,4 @@
-"""Who is this encoding? Distances to the enrolled users, the accept/reject rule, and its calibration.
+"""Who is this encoding? Distances to the enrolled users and the accept/reject rule.
 
 Pure numpy: values in, values out. A user's distance is the smallest distance to any of their
 encodings; a face is accepted only when that best distance is under the threshold AND the next
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -175,56 +175,3 @@ def _rejection_reason(frames: Sequence[FrameDecision], votes: Counter[str | None
 def _closest(frames: Sequence[FrameDecision]) -> Match | None:
     seen = [f.match for f in frames if f.match and f.match.distance is not None]
     return min(seen, key=lambda m: m.distance or 0.0) if seen else None
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Leave-one-out distances over the enrolled encodings and the threshold they support."""
-
-    genuine: np.ndarray  # each encoding's distance to the rest of its own user's encodings
-    impostor: np.ndarray  # each encoding's per-user distance to every other user
-    largest_safe: float | None  # the largest threshold accepting no impostor (None: no impostors)
-    threshold: float  # recommended: largest_safe, capped at `ceiling`
-    false_reject_rate: float | None  # of the genuine distances at `threshold`
-    ceiling: float
-    notes: list[str] = field(default_factory=list)
-
-
-def leave_one_out(encodings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Genuine and impostor distances, each encoding held out in turn, scored as login scores it.
-
-    Genuine: the held-out encoding's smallest distance to its own user's other encodings (a user
-    with a single photo has none). Impostor: its smallest distance to each other user.
-    """
-    encodings = np.asarray(encodings, dtype=np.float64)
-    labels = np.asarray(labels)
-    sq = np.einsum("ij,ij->i", encodings, encodings)
-    dist = np.sqrt(np.maximum(sq[:, None] - 2.0 * encodings @ encodings.T + sq[None, :], 0.0))
-    np.fill_diagonal(dist, np.inf)
-    users = np.unique(labels)
-    # (N, U): each encoding's smallest distance to each user, itself excluded.
-    per_user = np.stack([dist[:, labels == u].min(axis=1) for u in users], axis=1)
-    own = labels[:, None] == users[None, :]
-    genuine = per_user[own]
-    impostor = per_user[~own]
-    return genuine[np.isfinite(genuine)], impostor
-
-
-def calibrate(encodings: np.ndarray, labels: np.ndarray, ceiling: float = DEFAULT_THRESHOLD) -> Calibration:
-    """Recommend the largest threshold that accepts no enrolled impostor, capped at `ceiling`.
-
-    The cap exists because a handful of enrolled photos is a small sample of impostors: calibration
-    may tighten the default when enrolled users look alike, but only loosens past it when asked to.
-    """
-    genuine, impostor = leave_one_out(encodings, labels)
-    notes = []
-    if not len(impostor):
-        notes.append("fewer than two users enrolled: no impostor distances, the ceiling is used")
-    if not len(genuine):
-        notes.append("no user has two encodings: no genuine distances, false-reject rate unknown")
-    # Decisions accept `distance < threshold`, so the smallest impostor distance itself is safe;
-    # rounding down to 3 decimals keeps that true for the stored value.
-    largest_safe = float(np.floor(impostor.min() * 1000) / 1000) if len(impostor) else None
-    threshold = min(largest_safe, ceiling) if largest_safe is not None else ceiling
-    frr = float(np.mean(genuine >= threshold)) if len(genuine) else None
-    return Calibration(genuine, impostor, largest_safe, threshold, frr, ceiling, notes)

@@ -1,13 +1,14 @@
-"""Login-side commands (`facelogin login`, `facelogin calibrate`): light imports only.
+"""`facelogin login` and `facelogin calibrate`, the Pi side: light imports only.
 
 `facelogin.cli` imports this module at start-up, so everything heavier than Typer (numpy,
-face_recognition, boto3, matplotlib) is imported inside the commands.
+dlib, boto3, matplotlib) is imported inside the commands.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,11 +85,11 @@ def login(
     if not sources and not serve:
         _usage_error("give one of --image, --video, --camera or --serve")
 
-    settings = core.Settings(
+    options = core.LoginOptions(
         threshold=threshold, margin=margin, height=height, upsample=upsample, frames=frames, agree=agree
     )
     try:
-        auth, setup_ms = _authenticator(core, bundle, cache_dir, settings)
+        auth, setup_ms = _authenticator(core, bundle, cache_dir, options)
         if serve:
             typer.echo(
                 f"facelogin: ready, bundle {auth.loaded.bundle.version} ({len(auth.gallery)} users)", err=True
@@ -112,7 +113,7 @@ def login(
 
 
 def _authenticator(
-    core: Any, bundle: str, cache_dir: Path | None, settings: Any
+    core: Any, bundle: str, cache_dir: Path | None, options: Any
 ) -> tuple[Any, dict[str, float]]:
     import time
 
@@ -121,7 +122,7 @@ def _authenticator(
     bundle_ms = (time.perf_counter() - start) * 1000
     for message in loaded.messages:
         typer.echo(f"facelogin login: {message}", err=True)
-    auth = core.Authenticator(loaded, settings)
+    auth = core.Authenticator(loaded, options)
     return auth, {"bundle": round(bundle_ms, 1), "model": round(auth.model_ms, 1)}
 
 
@@ -161,23 +162,21 @@ def calibrate(
     The threshold is the largest at which no enrolled user is accepted as another (capped at
     --ceiling); it is stored beside the bundle, tied to its checksum, and `facelogin login` uses it.
     """
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from facelogin import login as core
+    from facelogin.adapters.store import StoreError
     from facelogin.bundle import BundleError
-    from facelogin.match import calibrate as run_calibration
 
     try:
         loaded, _, _ = core.fetch_bundle(bundle)
-        cal = run_calibration(loaded.encodings, loaded.labels, ceiling=ceiling)
-        record = core.calibration_record(
-            loaded, cal, datetime.now(timezone.utc).isoformat(timespec="seconds")
-        )
+        cal = core.calibrate(loaded.encodings, loaded.labels, ceiling=ceiling)
+        record = core.calibration_record(loaded, cal, datetime.now(UTC).isoformat(timespec="seconds"))
         if write:
             record_location = core.write_calibration(bundle, record)
         if plot is not None:
             core.plot_calibration(cal, plot)
-    except (core.LoginError, BundleError, OSError) as exc:
+    except (core.LoginError, BundleError, StoreError, OSError) as exc:
         typer.echo(f"facelogin calibrate: {exc}", err=True)
         raise typer.Exit(2) from None
     if as_json:

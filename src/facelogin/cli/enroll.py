@@ -79,7 +79,7 @@ def enroll(
     if no_trigger:
         _finish(out | {"ok": True, "run": None}, as_json, 0)
 
-    from facelogin.trigger import TriggerError, read_run, trigger_sync, wait_for_run
+    from facelogin.cli.runs import TriggerError, read_run, trigger_sync, wait_for_run
 
     parameters = {"images": str(settings.images.resolve())} if images is not None else {}
     try:

@@ -1,0 +1,135 @@
+"""Calibration: genuine and impostor distances over the enrolled encodings, and the threshold they support.
+
+Leave-one-out: each enrolled encoding is held out in turn and scored the way a login scores a
+face, against its own user's other encodings (genuine) and every other user (impostor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facelogin.bundle import Bundle
+from facelogin.login.errors import LoginError
+from facelogin.login.match import DEFAULT_THRESHOLD
+from facelogin.login.source import CALIBRATION_FORMAT
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Leave-one-out distances over the enrolled encodings and the threshold they support."""
+
+    genuine: np.ndarray  # each encoding's distance to the rest of its own user's encodings
+    impostor: np.ndarray  # each encoding's per-user distance to every other user
+    largest_safe: float | None  # the largest threshold accepting no impostor (None: no impostors)
+    threshold: float  # recommended: largest_safe, capped at `ceiling`
+    false_reject_rate: float | None  # of the genuine distances at `threshold`
+    ceiling: float
+    notes: list[str] = field(default_factory=list)
+
+
+def leave_one_out(encodings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Genuine and impostor distances, each encoding held out in turn, scored as login scores it.
+
+    Genuine: the held-out encoding's smallest distance to its own user's other encodings (a user
+    with a single photo has none). Impostor: its smallest distance to each other user.
+    """
+    encodings = np.asarray(encodings, dtype=np.float64)
+    labels = np.asarray(labels)
+    sq = np.einsum("ij,ij->i", encodings, encodings)
+    dist = np.sqrt(np.maximum(sq[:, None] - 2.0 * encodings @ encodings.T + sq[None, :], 0.0))
+    np.fill_diagonal(dist, np.inf)
+    users = np.unique(labels)
+    # (N, U): each encoding's smallest distance to each user, itself excluded.
+    per_user = np.stack([dist[:, labels == u].min(axis=1) for u in users], axis=1)
+    own = labels[:, None] == users[None, :]
+    genuine = per_user[own]
+    impostor = per_user[~own]
+    return genuine[np.isfinite(genuine)], impostor
+
+
+def calibrate(encodings: np.ndarray, labels: np.ndarray, ceiling: float = DEFAULT_THRESHOLD) -> Calibration:
+    """Recommend the largest threshold that accepts no enrolled impostor, capped at `ceiling`.
+
+    The cap exists because a handful of enrolled photos is a small sample of impostors: calibration
+    may tighten the default when enrolled users look alike, but only loosens past it when asked to.
+    """
+    genuine, impostor = leave_one_out(encodings, labels)
+    notes = []
+    if not len(impostor):
+        notes.append("fewer than two users enrolled: no impostor distances, the ceiling is used")
+    if not len(genuine):
+        notes.append("no user has two encodings: no genuine distances, false-reject rate unknown")
+    # Decisions accept `distance < threshold`, so the smallest impostor distance itself is safe;
+    # rounding down to 3 decimals keeps that true for the stored value.
+    largest_safe = float(np.floor(impostor.min() * 1000) / 1000) if len(impostor) else None
+    threshold = min(largest_safe, ceiling) if largest_safe is not None else ceiling
+    frr = float(np.mean(genuine >= threshold)) if len(genuine) else None
+    return Calibration(genuine, impostor, largest_safe, threshold, frr, ceiling, notes)
+
+
+def calibration_record(bundle: Bundle, cal: Calibration, created_at: str) -> dict[str, Any]:
+    """The sidecar stored beside the manifest, tied to this bundle's sha256."""
+    return {
+        "format": CALIBRATION_FORMAT,
+        "bundle_sha256": bundle.manifest["sha256"],
+        "bundle_version": bundle.version,
+        "created_at": created_at,
+        "threshold": cal.threshold,
+        "largest_safe": cal.largest_safe,
+        "ceiling": cal.ceiling,
+        "false_reject_rate": cal.false_reject_rate,
+        "genuine": {"count": len(cal.genuine), **_stats(cal.genuine)},
+        "impostor": {"count": len(cal.impostor), **_stats(cal.impostor)},
+        "notes": cal.notes,
+    }
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    if not len(values):
+        return {"min": None, "median": None, "max": None}
+    return {
+        "min": _round(float(values.min())),
+        "median": _round(float(np.median(values))),
+        "max": _round(float(values.max())),
+    }
+
+
+def plot_calibration(cal: Calibration, path: Path) -> None:
+    """Histograms of genuine and impostor distances with the threshold marked, as a PNG."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise LoginError("the plot needs matplotlib: `pip install 'facelogin[plot]'`") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0.0, max(1.0, float(np.max(cal.impostor, initial=1.0))), 41).tolist()
+    if len(cal.genuine):
+        ax.hist(cal.genuine, bins=bins, alpha=0.6, label=f"genuine ({len(cal.genuine)})", color="tab:green")
+    if len(cal.impostor):
+        ax.hist(cal.impostor, bins=bins, alpha=0.6, label=f"impostor ({len(cal.impostor)})", color="tab:red")
+    frr = "n/a" if cal.false_reject_rate is None else f"{cal.false_reject_rate:.0%}"
+    ax.axvline(
+        cal.threshold, color="black", linestyle="--", label=f"threshold {cal.threshold:.3f} (FRR {frr})"
+    )
+    if cal.largest_safe is not None and cal.largest_safe != cal.threshold:
+        ax.axvline(
+            cal.largest_safe, color="grey", linestyle=":", label=f"no impostor below {cal.largest_safe:.3f}"
+        )
+    ax.set_xlabel("face distance (leave-one-out, per user minimum)")
+    ax.set_ylabel("count")
+    ax.set_title("facelogin calibration")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)

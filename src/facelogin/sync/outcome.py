@@ -1,0 +1,302 @@
+"""What came of a sync: this run's results merged with what was already recorded (pure).
+
+`RunResults` collects what the stages return as they finish (encodings, staged thumbnails,
+uploads, errors); `collect_outcome` merges that with the unchanged records into one record per
+photo; from those come the MongoDB user documents, the thumbnails to delete, the bundle's
+inputs and the run summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from facelogin.faces import ENCODED, REJECTED, FaceResult
+from facelogin.sync.discover import Discovery, Photo
+from facelogin.sync.plan import Plan, expected_thumbs
+
+Recorded = dict[str, dict[str, dict[str, Any]]]  # username -> filename -> photo record
+StableUrl = Callable[[str], "str | None"]
+
+
+class SyncError(RuntimeError):
+    """The run finished what it could, but some photos could not be synced."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def photo_record(
+    photo: Photo, status: str, reason: str | None = None, thumbs: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "filename": photo.filename,
+        "sha256": photo.sha256,
+        "bytes": photo.size,
+        "status": status,
+        "reason": reason,
+        "thumbs": thumbs or {},
+    }
+
+
+def choose_profile(records: list[dict[str, Any]], preferred: str | None) -> dict[str, Any] | None:
+    """The configured photo when it is usable, else the first encoded photo in name order."""
+    usable = sorted(
+        (r for r in records if r["status"] == ENCODED and r["thumbs"]), key=lambda r: r["filename"]
+    )
+    for rec in usable:
+        if rec["filename"] == preferred:
+            return rec
+    return usable[0] if usable else None
+
+
+def user_document(
+    username: str,
+    records: list[dict[str, Any]],
+    preferred: str | None,
+    stable_urls: dict[str, str | None],
+) -> dict[str, Any]:
+    """The user's MongoDB document: profile image keys (and URLs when they do not expire), every photo."""
+    records = sorted(records, key=lambda r: r["filename"])
+    profile = choose_profile(records, preferred)
+    profile_image = None
+    if profile is not None:
+        urls = {size: stable_urls.get(key) for size, key in profile["thumbs"].items()}
+        profile_image = {
+            "photo": profile["filename"],
+            "keys": profile["thumbs"],
+            "urls": urls if all(urls.values()) else None,
+        }
+    return {
+        "username": username,
+        "profile_image": profile_image,
+        "photos": records,
+        "counts": {
+            "photos": len(records),
+            "encoded": sum(r["status"] == ENCODED for r in records),
+            "rejected": sum(r["status"] == REJECTED for r in records),
+        },
+    }
+
+
+def stale_keys(
+    before: dict[str, dict[str, dict[str, Any]]], after: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """Thumbnail keys recorded before that no current photo uses: to delete from the store."""
+    old = {
+        k for photos in before.values() for rec in photos.values() for k in (rec.get("thumbs") or {}).values()
+    }
+    new = {k for recs in after.values() for rec in recs for k in rec["thumbs"].values()}
+    return sorted(old - new)
+
+
+@dataclass
+class Outcome:
+    """Every current photo's record per user, and what was rejected (file + reason)."""
+
+    records: dict[str, list[dict[str, Any]]]
+    rejected: list[dict[str, str]]
+
+    @property
+    def encoded_shas(self) -> list[str]:
+        return sorted({r["sha256"] for recs in self.records.values() for r in recs if r["status"] == ENCODED})
+
+    def documents(self, preferred: dict[str, str], stable_url: StableUrl) -> list[dict[str, Any]]:
+        """One MongoDB document per user; `stable_url` gives the URL of a key that can be stored."""
+        return [
+            user_document(
+                user,
+                recs,
+                preferred.get(user),
+                {k: stable_url(k) for r in recs for k in r["thumbs"].values()},
+            )
+            for user, recs in self.records.items()
+        ]
+
+    def stale_keys(self, recorded: Recorded) -> list[str]:
+        """Thumbnail keys recorded before that no current photo uses: to delete from the store."""
+        return stale_keys(recorded, self.records)
+
+    def profiles(self, preferred: dict[str, str], stable_url: StableUrl) -> dict[str, dict[str, Any] | None]:
+        """username -> profile image (photo, keys, stable URLs) as the user documents hold it."""
+        return {doc["username"]: doc["profile_image"] for doc in self.documents(preferred, stable_url)}
+
+    def bundle_encodings(self, stored: dict[str, list[float]]) -> dict[str, list[list[float]]]:
+        """username -> the encodings of their encoded photos, from `stored` (content hash -> encoding)."""
+        return {
+            user: [stored[r["sha256"]] for r in recs if r["status"] == ENCODED and r["sha256"] in stored]
+            for user, recs in self.records.items()
+        }
+
+
+def collect_outcome(
+    users: dict[str, list[Photo]],
+    plan: Plan,
+    recorded: dict[str, dict[str, dict[str, Any]]],
+    verdicts: dict[str, tuple[str, str | None]],
+    uploaded: dict[str, dict[str, str]],
+) -> Outcome:
+    """Merge unchanged records with this run's results.
+
+    `verdicts` maps a content hash to (status, reason); `uploaded` maps a photo ref to the
+    thumbnail keys now in the store. An encoded photo whose upload failed is recorded with
+    no thumbnails, so the next run tries it again.
+    """
+    records: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
+    rejected: list[dict[str, str]] = []
+    for photo in plan.unchanged:
+        records[photo.username].append(recorded[photo.username][photo.filename])
+    for photo, reason in plan.kept_rejected:
+        records[photo.username].append(photo_record(photo, REJECTED, reason))
+        rejected.append({"file": photo.path, "reason": reason})
+    for photo in plan.todo:
+        status, why = verdicts[photo.sha256]
+        if status == REJECTED:
+            records[photo.username].append(photo_record(photo, REJECTED, why))
+            rejected.append({"file": photo.path, "reason": str(why)})
+        else:
+            records[photo.username].append(photo_record(photo, ENCODED, thumbs=uploaded.get(photo.ref, {})))
+    for recs in records.values():
+        recs.sort(key=lambda r: r["filename"])
+    return Outcome(records, rejected)
+
+
+def user_rows(
+    outcome: Outcome, plan: Plan, encoded_shas: set[str], uploaded: dict[str, dict[str, str]]
+) -> list[dict[str, Any]]:
+    """One row per user for the run report: what this run did and what is rejected, with reasons."""
+    unchanged: dict[str, int] = {}
+    for photo in plan.unchanged:
+        unchanged[photo.username] = unchanged.get(photo.username, 0) + 1
+    rows = []
+    for user, recs in sorted(outcome.records.items()):
+        todo = [p for p in plan.todo if p.username == user]
+        rejected = [r for r in recs if r["status"] == REJECTED]
+        rows.append(
+            {
+                "user": user,
+                "photos": len(recs),
+                "encoded": sum(p.sha256 in encoded_shas for p in todo),
+                "unchanged": unchanged.get(user, 0),
+                "rejected": len(rejected),
+                "reasons": [f"{r['filename']}: {r['reason']}" for r in rejected],
+                "uploaded": sum(len(uploaded.get(p.ref, {})) for p in todo),
+            }
+        )
+    return rows
+
+
+@dataclass
+class RunResults:
+    """What this run's stages returned, merged as they finish; decides what the next stage gets."""
+
+    plan: Plan
+    thumbs: dict[str, dict[str, str]]  # photo ref -> size -> object key, for every photo to process
+    verdicts: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # sha256 -> (status, reason)
+    new_encodings: dict[str, list[float]] = field(default_factory=dict)
+    staged: dict[str, list[Photo]] = field(default_factory=dict)
+    uploaded: dict[str, dict[str, str]] = field(default_factory=dict)  # photo ref -> keys now in the store
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def for_plan(cls, plan: Plan, sizes: list[int], prefix: str) -> RunResults:
+        return cls(plan, {p.ref: expected_thumbs(p, sizes, prefix) for p in plan.todo})
+
+    def shas_to_encode(self) -> list[str]:
+        return sorted({p.sha256 for p in self.plan.todo})
+
+    def thumbnail_jobs(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Per user, each photo's path -> its thumbnail keys per size."""
+        jobs: dict[str, dict[str, dict[str, str]]] = {}
+        for photo in self.plan.todo:
+            jobs.setdefault(photo.username, {})[photo.path] = self.thumbs[photo.ref]
+        return jobs
+
+    def to_encode(self, cached: Iterable[str]) -> list[Photo]:
+        """Each distinct content once, except those whose encoding is already stored (`cached`)."""
+        known = set(cached)
+        for sha in known:
+            self.verdicts[sha] = (ENCODED, None)
+        return list({p.sha256: p for p in self.plan.todo if p.sha256 not in known}.values())
+
+    def add_encodings(self, results: dict[str, FaceResult]) -> dict[str, list[float]]:
+        """Record each content's verdict; returns the new encodings to store."""
+        for sha, result in results.items():
+            self.verdicts[sha] = (result.status, result.reason)
+            if result.encoding:
+                self.new_encodings[sha] = result.encoding
+        return {sha: r.encoding for sha, r in results.items() if r.encoding}
+
+    def add_thumbnails(
+        self, username: str, problems: dict[str, str | None] | None, error: BaseException | None
+    ) -> list[str]:
+        """Record a user's thumbnail task; returns the staged keys no longer wanted (rejected photos).
+
+        `problems` maps a photo's path to None when staged or to why it could not be decoded;
+        a photo that cannot be decoded is rejected, a task that failed outright is an error.
+        """
+        discard: list[str] = []
+        for photo in (p for p in self.plan.todo if p.username == username):
+            if self.verdicts[photo.sha256][0] != ENCODED:
+                discard += self.thumbs[photo.ref].values()
+                continue
+            reason = (problems or {}).get(photo.path) if error is None else f"thumbnail failed: {error}"
+            if reason is None:
+                self.staged.setdefault(username, []).append(photo)
+            elif error is None:
+                self.verdicts[photo.sha256] = (REJECTED, reason)
+            else:
+                self.errors.append({"file": photo.path, "error": reason})
+        return discard
+
+    def upload_jobs(self) -> dict[str, list[str]]:
+        """Per user, the staged object keys to upload."""
+        return {
+            user: sorted(k for p in photos for k in self.thumbs[p.ref].values())
+            for user, photos in self.staged.items()
+        }
+
+    def add_upload(self, username: str, error: BaseException | None) -> None:
+        for photo in self.staged.get(username, []):
+            if error is None:
+                self.uploaded[photo.ref] = self.thumbs[photo.ref]
+            else:
+                self.errors.append({"file": photo.path, "error": f"upload failed: {error}"})
+
+    def outcome(self, users: dict[str, list[Photo]], recorded: Recorded) -> Outcome:
+        return collect_outcome(users, self.plan, recorded, self.verdicts, self.uploaded)
+
+
+def summarize(
+    found: Discovery,
+    results: RunResults,
+    outcome: Outcome,
+    *,
+    upserted: int,
+    removed_users: int,
+    deleted_objects: int,
+    store: str,
+    bundle: dict[str, Any],
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """The run summary: `--json` output, the report artifact's source and the flow's return value."""
+    plan = results.plan
+    rejected = [{"file": r.path, "reason": r.reason} for r in found.rejected] + outcome.rejected
+    return {
+        "users": len(found.users),
+        "photos": len(found.photos),
+        "encoded": len(results.new_encodings),
+        "unchanged": len(plan.unchanged),
+        "rejected": rejected,
+        "uploaded": sum(len(k) for k in results.uploaded.values()),
+        "upserted": upserted,
+        "removed_users": removed_users,
+        "deleted_objects": deleted_objects,
+        "errors": results.errors,
+        "per_user": user_rows(outcome, plan, set(results.new_encodings), results.uploaded),
+        "store": store,
+        "bundle": bundle,
+        "seconds": seconds,
+    }

@@ -1,0 +1,62 @@
+"""How tasks fail: which failures are retried and how often (transient faults only, so permanent ones
+surface at once), and how a failed task is reported instead of stopping the other users' work.
+
+Every I/O task declares its policy once, in its decorator (`**S3_RETRIES` or `**MONGO_RETRIES`).
+The delays back off 0.5, 1, 2, 4 s ... (capped at 30 s) with jitter; how many retries a run allows
+is its setting `FACELOGIN_TASK_RETRIES`, read from the `settings` the task was called with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.context import TaskRunContext
+from prefect.futures import PrefectFuture
+from prefect.states import State
+
+from facelogin.adapters import catalog, store
+from facelogin.settings import Settings
+
+# One delay per retry, up to the setting's upper bound; the run's own budget is checked in the condition.
+DELAYS = [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0, 30.0]
+DEFAULT_BUDGET = int(Settings.model_fields["task_retries"].default)
+
+
+def _exception(state: State[Any]) -> BaseException | None:
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001 - the state carries whatever the task raised
+        return exc
+    return None
+
+
+def _within_budget(task_run: Any) -> bool:
+    """True while the run's FACELOGIN_TASK_RETRIES allows another try of this task run."""
+    context = TaskRunContext.get()
+    settings = context.parameters.get("settings") if context else None
+    budget = settings.task_retries if isinstance(settings, Settings) else DEFAULT_BUDGET
+    return int(task_run.run_count) <= budget
+
+
+def transient_s3(task: Any, task_run: Any, state: State[Any]) -> bool:
+    exc = _exception(state)
+    return exc is not None and store.is_transient(exc) and _within_budget(task_run)
+
+
+def transient_mongo(task: Any, task_run: Any, state: State[Any]) -> bool:
+    exc = _exception(state)
+    return exc is not None and catalog.is_transient(exc) and _within_budget(task_run)
+
+
+_BACKOFF = {"retries": len(DELAYS), "retry_delay_seconds": DELAYS, "retry_jitter_factor": 0.5}
+S3_RETRIES: dict[str, Any] = {**_BACKOFF, "retry_condition_fn": transient_s3}
+MONGO_RETRIES: dict[str, Any] = {**_BACKOFF, "retry_condition_fn": transient_mongo}
+
+
+def outcome_of(future: PrefectFuture[Any]) -> tuple[Any, BaseException | None]:
+    """A task's result, or the exception it ended with: one failure is reported, not raised."""
+    future.wait()
+    try:
+        return future.state.result(), None
+    except BaseException as exc:  # noqa: BLE001
+        return None, exc
