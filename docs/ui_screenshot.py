@@ -102,7 +102,7 @@ def demo(out_dir: Path, faces: Path) -> None:
             "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "testsecret",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": proxy.url, "FACELOGIN_BUCKET": "faces", "FACELOGIN_MONGODB_URI": nx.uri,
-            "FACELOGIN_STATE_DIR": str(work / "state"), "FACELOGIN_RETRY_DELAY": "1",
+            "FACELOGIN_STATE_DIR": str(work / "state"),
         })  # fmt: skip
         images = shutil.copytree(faces / "images", work / "images")
         from prefect.settings import PREFECT_API_URL, temporary_settings

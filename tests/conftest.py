@@ -16,8 +16,21 @@ from pymongo import MongoClient
 from facelogin.adapters.embedded import NxServer, start_nx
 from tests.servers import FaultyProxy, MotoServer, faces_root, start_moto
 
-# Throw-away test servers have nobody to report usage to, and no internet to do it over.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+def _clean_environment() -> None:
+    """Drop the developer's FACELOGIN_*, AWS_* and PREFECT_* settings: they must not change results.
+
+    A test that wants a setting sets it itself (monkeypatch, or a subprocess env). FACELOGIN_FACES
+    says where the sample photos are: it is the tests' own input, not a product setting.
+    """
+    for name in list(os.environ):
+        if name.startswith(("FACELOGIN_", "AWS_", "PREFECT_")) and name != "FACELOGIN_FACES":
+            del os.environ[name]
+    # Throw-away test servers have nobody to report usage to, and no internet to do it over.
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+
+_clean_environment()
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "test",
@@ -99,7 +112,6 @@ def sync_env(
         "FACELOGIN_BUCKET": bucket,
         "FACELOGIN_MONGODB_URI": nx.uri,
         "FACELOGIN_DATABASE": database,
-        "FACELOGIN_RETRY_DELAY": "0.05",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

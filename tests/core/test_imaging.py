@@ -106,3 +106,18 @@ def test_truncated_jpeg_is_an_error_even_after_face_recognition_import(faces: Pa
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(PhotoError, match="truncated"):
         open_photo(path, 640)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "l", "p", "exif", "webp"])
+def test_enrolment_sync_and_login_see_the_same_pixels(photos: dict[str, Path], kind: str) -> None:
+    """One decoder: the login's frame reader and the enrolment's JPEG conversion decode as the sync does."""
+    from facelogin.enroll import jpeg_bytes
+    from facelogin.login import open_frame
+
+    sync = open_photo(photos[kind], max_height=100)
+    login = open_frame(photos[kind], 100)
+    assert login.mode == sync.mode == "RGB" and login.tobytes() == sync.tobytes()
+    if kind == "rgba":  # transparent blue decodes as white everywhere, not as blue at login
+        assert login.getpixel((10, 10)) == (255, 255, 255)
+        with Image.open(io.BytesIO(jpeg_bytes(photos[kind]))) as enrolled:
+            assert all(c > 245 for c in enrolled.convert("RGB").getpixel((10, 10)))

@@ -1,7 +1,7 @@
-"""The deployments served by deployments/serve.py on a real Prefect server, syncing to moto S3 and nx-27017.
+"""Deployments served by `python -m deployments.serve` on a real Prefect server, syncing to moto S3 and nx.
 
-One serve process for the module (as on a site): the tests run in order on the same images tree,
-bucket and database, each starting from what the one before left.
+One serve process for the module, as on a site. Its first sync is an enrolment, made when the site
+is set up; the tests read that run and start their own, in any order.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from pymongo import MongoClient
 
 from facelogin.adapters.embedded import NxServer
@@ -53,10 +54,31 @@ class Site:
     s3: FaultyProxy
     serve: subprocess.Popen[bytes]
     server: PrefectServer
-    runs: dict[str, str]
+    env: dict[str, str]
+    enrolment: subprocess.CompletedProcess[str] | None = None
+    enrolled_from: Path | None = None
 
     def cli_env(self) -> dict[str, str]:
         return self.server.env(FACELOGIN_IMAGES=str(self.images))
+
+    @property
+    def enrol_run(self) -> str:
+        assert self.enrolment is not None and self.enrolment.returncode == 0, "the enrolment sync failed"
+        return str(json.loads(self.enrolment.stdout)["run"]["id"])
+
+
+def start_serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as fh:
+        return subprocess.Popen([str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT, env=env,
+                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def enrol(site: Site, source: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "facelogin"), "enroll", NEW_USER, "--from", str(source), "--images", str(site.images),
+         "--wait", "--json", "--timeout", "240"],
+        env=site.cli_env(), capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
 
 
 def _wait_deployments(client: Any, names: list[str], timeout: float = 90) -> None:
@@ -96,22 +118,22 @@ def site(
         FACELOGIN_BUCKET=bucket,
         FACELOGIN_MONGODB_URI=nx.uri,
         FACELOGIN_DATABASE=f"served_{root.name[-12:]}",
-        FACELOGIN_RETRY_DELAY="0.2",
         FACELOGIN_ENCODE_WORKERS="2",
         # Pick up a new run within a second instead of the default ten.
         PREFECT_RUNNER_POLL_FREQUENCY="1",
     )
     log = root / "serve.log"
-    with log.open("ab") as fh:
-        serve = subprocess.Popen([str(BIN / "python"), "-m", "deployments.serve"], cwd=ROOT, env=env,
-                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    serve = start_serve(env, log)
     site = Site(images, root / "state", bucket, env["FACELOGIN_DATABASE"], nx.uri, proxy, serve,
-                prefect_server, {})  # fmt: skip
+                prefect_server, env)  # fmt: skip
     with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
         try:
             with get_client(sync_client=True) as client:
                 _wait_deployments(client, ["sync_faces/nightly-sync", "sync_faces/sync-now"])
             wait_http(f"{prefect_server.api_url}/health", serve, log, timeout=10)
+            # The site's first sync: someone is enrolled and the run followed to its end.
+            site.enrolled_from = Path(shutil.copytree(faces / "images" / SOURCE_USER, root / "from"))
+            site.enrolment = enrol(site, site.enrolled_from)
             yield site
         finally:
             stop_process(serve)
@@ -131,21 +153,15 @@ def _flow_run(client: Any, run_id: str) -> Any:
     return client.read_flow_run(UUID(run_id))
 
 
-def test_enroll_wait_puts_the_new_user_everywhere(site: Site, faces: Path, tmp_path: Path, api: Any) -> None:
-    source = Path(shutil.copytree(faces / "images" / SOURCE_USER, tmp_path / "from"))
-
-    done = subprocess.run(
-        [str(BIN / "facelogin"), "enroll", NEW_USER, "--from", str(source), "--images", str(site.images),
-         "--wait", "--json", "--timeout", "240"],
-        env=site.cli_env(), capture_output=True, text=True, timeout=280,
-    )  # fmt: skip
+def test_enroll_wait_puts_the_new_user_everywhere(site: Site, api: Any) -> None:
+    done, source = site.enrolment, site.enrolled_from
+    assert done is not None and source is not None
 
     assert done.returncode == 0, done.stdout + done.stderr
     out = json.loads(done.stdout)
     assert out["ok"] is True and out["run"]["state"] == "COMPLETED"
     assert out["run"]["deployment"] == "sync_faces/sync-now"
     assert out["run"]["url"].startswith(f"{site.server.url}/runs/flow-run/")
-    site.runs["enroll"] = out["run"]["id"]
     names = sorted(p.name for p in (site.images / NEW_USER).iterdir())
     assert names == ["newuser_01.jpg", "newuser_02.jpg"]
     assert (site.images / NEW_USER / "newuser_01.jpg").read_bytes() == (
@@ -164,14 +180,12 @@ def test_enroll_wait_puts_the_new_user_everywhere(site: Site, faces: Path, tmp_p
     bundle = read_bundle(site.state / "bundle")
     assert NEW_USER in bundle.usernames and len(set(bundle.usernames)) == 6
 
-    run = _flow_run(api, site.runs["enroll"])
+    run = _flow_run(api, site.enrol_run)
     assert run.state.is_completed() and {"enroll", f"user:{NEW_USER}"} <= set(run.tags)
 
 
 def test_run_publishes_a_table_artifact_with_one_row_per_user(site: Site, api: Any) -> None:
-    if "enroll" not in site.runs:
-        pytest.fail("needs the enrolment run of the test before")
-    rows = table_artifact(api, site.runs["enroll"], "sync-report")
+    rows = table_artifact(api, site.enrol_run, "sync-report")
 
     assert rows is not None, "no table artifact 'sync-report' for the run"
     by_user = {r["user"]: r for r in rows}
@@ -185,13 +199,13 @@ def test_run_publishes_a_table_artifact_with_one_row_per_user(site: Site, api: A
 
 
 def test_runs_are_named_for_their_deployment(site: Site, api: Any) -> None:
-    if "enroll" not in site.runs:
-        pytest.fail("needs the enrolment run of the test before")
-    assert _flow_run(api, site.runs["enroll"]).name.startswith("sync-now-20")
+    assert _flow_run(api, site.enrol_run).name.startswith("sync-now-20")
 
 
-def test_transient_s3_failures_show_as_task_retries(site: Site, faces: Path, api: Any) -> None:
-    shutil.copytree(faces / "images" / SOURCE_USER, site.images / SOURCE_USER)  # 2 photos to upload
+def test_transient_s3_failures_show_as_task_retries(site: Site, api: Any) -> None:
+    photo = site.images / "Obama" / "obama_02.jpg"  # new content: one photo to encode and upload again
+    with Image.open(photo) as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photo, quality=90)
     site.s3.seen.clear()
     site.s3.fail_first, site.s3.fail_paths = 3, "/thumbs/"
 
@@ -203,7 +217,7 @@ def test_transient_s3_failures_show_as_task_retries(site: Site, faces: Path, api
     states = task_run_states(api, run.id)
     retried = {name: seen for name, seen in states.items() if "AwaitingRetry" in seen}
     # Only the upload of the user with new photos met the 503s (tasks are named per user and stage).
-    assert retried and all(name.startswith("upload-Rose_Leslie") for name in retried), states
+    assert retried and all(name.startswith("upload-Obama") for name in retried), states
     for seen in retried.values():
         assert "Retrying" in seen and seen[-1] == "Completed"
     assert all(seen[-1] == "Completed" for seen in states.values())
@@ -277,10 +291,20 @@ def test_a_failed_run_notifies_through_the_automation(site: Site, api: Any, webh
     assert f"/runs/flow-run/{run.id}" in message["body"]
 
 
-def test_stopping_serve_leaves_the_nightly_schedule_active(site: Site, api: Any) -> None:
-    stop_process(site.serve)
+def test_stopping_serve_leaves_the_nightly_schedule_active(site: Site, api: Any, tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    serve = start_serve(site.env, log)  # a second serve process: the site's own keeps serving
+    try:
+        wait_http(f"{site.server.api_url}/health", serve, log, timeout=10)
+        deadline = time.monotonic() + 60  # it registers the deployments, then says it is serving them
+        while "being served" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            assert serve.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.5)
+    finally:
+        stop_process(serve)
 
-    assert site.serve.returncode is not None
+    assert serve.returncode is not None
     nightly = api.read_deployment_by_name("sync_faces/nightly-sync")
     assert not nightly.paused
     assert [s.active for s in nightly.schedules] == [True]

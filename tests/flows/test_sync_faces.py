@@ -193,7 +193,7 @@ def test_upload_that_keeps_failing_is_reported_and_retried_next_run(
     images: Path, sync_env: dict[str, str], faulty_s3: FaultyProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", faulty_s3.url)
-    monkeypatch.setenv("FACELOGIN_UPLOAD_RETRIES", "1")
+    monkeypatch.setenv("FACELOGIN_TASK_RETRIES", "1")
     shutil.rmtree(images / "Obama")
     shutil.rmtree(images / "Biden")
     faulty_s3.fail_first, faulty_s3.fail_paths = 1000, "/thumbs/"

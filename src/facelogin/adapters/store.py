@@ -32,6 +32,13 @@ class StoreError(RuntimeError):
     """A permanent object-store failure with a message a person can act on."""
 
 
+class MissingObject(StoreError, KeyError):
+    """No object under that key."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such object"
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for faults worth retrying: 5xx, throttling, timeouts, dropped connections."""
     from botocore.exceptions import (
@@ -60,6 +67,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class ObjectStore(Protocol):
+    """What the sync and the login need of a store; S3Store and DirStore pass one contract test."""
+
     def check(self) -> None: ...
     def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None: ...
     def get(self, key: str) -> bytes: ...
@@ -146,8 +155,15 @@ class S3Store:
             raise
 
     def get(self, key: str) -> bytes:
-        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return body.read()
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                raise MissingObject(f"s3://{self.bucket}/{key}: no such object") from None
+            raise
+        return bytes(body.read())
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -194,7 +210,10 @@ class DirStore:
         write_atomic(self._path(key), data)
 
     def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise MissingObject(f"{self.root}/{key}: no such object") from None
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:

@@ -1,0 +1,64 @@
+"""One contract for every object store: the local directory and S3 (moto server on loopback)."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from facelogin.adapters.store import DirStore, MissingObject, ObjectStore, S3Store, StoreError
+from tests.conftest import s3_for
+from tests.servers import MotoServer
+
+
+@pytest.fixture(params=["dir", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    if request.param == "dir":
+        return DirStore(tmp_path / "objects")
+    moto: MotoServer = request.getfixturevalue("moto")
+    return S3Store(s3_for(moto.url), request.getfixturevalue("bucket"))
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return bytes(resp.read())
+
+
+def test_put_then_get_returns_the_same_bytes(store: ObjectStore) -> None:
+    store.check()
+    store.put("thumbs/128/Ann/a.jpg", b"\xff\xd8jpeg", "image/jpeg", "private, max-age=60")
+    assert store.get("thumbs/128/Ann/a.jpg") == b"\xff\xd8jpeg"
+
+
+def test_put_replaces_what_was_there(store: ObjectStore) -> None:
+    store.check()
+    store.put("encodings/latest.json", b"old", "application/json", "no-cache")
+    store.put("encodings/latest.json", b"new", "application/json", "no-cache")
+    assert store.get("encodings/latest.json") == b"new"
+
+
+def test_a_missing_key_is_missing_object(store: ObjectStore) -> None:
+    store.check()
+    with pytest.raises(MissingObject, match=r"nothing/here\.jpg"):
+        store.get("nothing/here.jpg")
+    with pytest.raises(StoreError):  # a permanent error: retrying does not make it appear
+        store.get("nothing/here.jpg")
+
+
+def test_delete_removes_and_ignores_what_is_not_there(store: ObjectStore) -> None:
+    store.check()
+    for key in ("a/1.jpg", "a/2.jpg", "b/3.jpg"):
+        store.put(key, key.encode(), "image/jpeg", "")
+    store.delete(["a/1.jpg", "b/3.jpg", "never/was.jpg"])
+    assert store.get("a/2.jpg") == b"a/2.jpg"
+    for gone in ("a/1.jpg", "b/3.jpg"):
+        with pytest.raises(MissingObject):
+            store.get(gone)
+
+
+def test_url_serves_the_object_now(store: ObjectStore) -> None:
+    store.check()
+    store.put("thumbs/256/Ann/a.jpg", b"pixels", "image/jpeg", "")
+    url = store.url("thumbs/256/Ann/a.jpg")
+    assert url is not None and fetch(url) == b"pixels"

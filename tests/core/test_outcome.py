@@ -1,0 +1,106 @@
+"""Merging a run's results into records, documents, bundle inputs and the summary (pure)."""
+
+from __future__ import annotations
+
+from facelogin.faces import ENCODED, REJECTED, FaceResult
+from facelogin.sync.discover import Discovery, Photo, Rejection
+from facelogin.sync.outcome import RunResults, photo_record, summarize
+from facelogin.sync.plan import expected_thumbs, plan_sync
+
+SIZES, PREFIX = [128, 256], "thumbs"
+
+
+def photo(user: str, name: str, sha: str) -> Photo:
+    return Photo(user, name, f"/img/{user}/{name}", sha, 10)
+
+
+ANN1, ANN2, ANN3 = photo("Ann", "a1.jpg", "s1"), photo("Ann", "a2.jpg", "s2"), photo("Ann", "a3.jpg", "s1")
+BOB1, BOB2 = photo("Bob", "b1.jpg", "s3"), photo("Bob", "b2.jpg", "s4")
+USERS = {"Ann": [ANN1, ANN2, ANN3], "Bob": [BOB1, BOB2]}
+
+
+def encoded(value: float) -> FaceResult:
+    return FaceResult(ENCODED, encoding=[value] * 128, faces=1)
+
+
+def started(recorded: dict | None = None) -> RunResults:  # type: ignore[type-arg]
+    return RunResults.for_plan(plan_sync(USERS, recorded or {}, SIZES, PREFIX), SIZES, PREFIX)
+
+
+def test_each_content_is_encoded_once_and_stored_encodings_are_reused() -> None:
+    run = started()
+    todo = run.to_encode(["s4"])
+    assert sorted(p.sha256 for p in todo) == ["s1", "s2", "s3"]  # s1 twice on disk, once to encode
+    assert run.verdicts == {"s4": (ENCODED, None)}
+    new = run.add_encodings({"s1": encoded(0.1), "s2": FaceResult(REJECTED, reason="no face found"),
+                             "s3": encoded(0.3)})  # fmt: skip
+    assert set(new) == {"s1", "s3"} and run.verdicts["s2"] == (REJECTED, "no face found")
+
+
+def test_thumbnails_of_rejected_photos_are_discarded_and_undecodable_ones_rejected() -> None:
+    run = started()
+    run.add_encodings({"s1": encoded(0.1), "s2": FaceResult(REJECTED, reason="no face found")})
+    discard = run.add_thumbnails(
+        "Ann", {ANN1.path: None, ANN2.path: None, ANN3.path: "cannot decode image"}, None
+    )
+    assert sorted(discard) == sorted(expected_thumbs(ANN2, SIZES, PREFIX).values())
+    assert run.staged["Ann"] == [ANN1]
+    # Same content as a1, but this file did not decode: it is rejected, and so is its content.
+    assert run.verdicts["s1"] == (REJECTED, "cannot decode image")
+
+
+def test_a_failed_thumbnail_or_upload_task_is_an_error_and_the_photo_is_retried_next_run() -> None:
+    run = started()
+    run.add_encodings({"s1": encoded(0.1), "s2": encoded(0.2), "s3": encoded(0.3), "s4": encoded(0.4)})
+    run.add_thumbnails("Ann", {p.path: None for p in USERS["Ann"]}, None)
+    run.add_thumbnails("Bob", None, RuntimeError("disk full"))
+    assert run.upload_jobs() == {"Ann": sorted(k for p in USERS["Ann"] for k in run.thumbs[p.ref].values())}
+    run.add_upload("Ann", ConnectionError("reset"))
+
+    outcome = run.outcome(USERS, {})
+
+    assert {e["file"] for e in run.errors} == {p.path for p in USERS["Ann"] + USERS["Bob"]}
+    assert {e["error"].split(":")[0] for e in run.errors} == {"upload failed", "thumbnail failed"}
+    # Encoded, but with no thumbnails recorded: the next run sees them as to do.
+    assert all(
+        r["status"] == ENCODED and r["thumbs"] == {} for recs in outcome.records.values() for r in recs
+    )
+
+
+def test_documents_bundle_inputs_and_stale_keys() -> None:
+    before = {"Ann": {"old.jpg": photo_record(photo("Ann", "old.jpg", "s0"), ENCODED,
+                                              thumbs={"128": "thumbs/128/Ann/old.jpg"})}}  # fmt: skip
+    run = started(before)
+    run.add_encodings({"s1": encoded(0.1), "s2": FaceResult(REJECTED, reason="2 faces found"),
+                       "s3": encoded(0.3), "s4": encoded(0.4)})  # fmt: skip
+    for user in USERS:
+        run.add_thumbnails(user, {p.path: None for p in USERS[user]}, None)
+        run.add_upload(user, None)
+    outcome = run.outcome(USERS, before)
+
+    docs = {d["username"]: d for d in outcome.documents({"Bob": "b2.jpg"}, lambda k: f"https://cdn/{k}")}
+    assert docs["Ann"]["profile_image"]["photo"] == "a1.jpg"
+    assert docs["Bob"]["profile_image"]["urls"]["256"] == "https://cdn/thumbs/256/Bob/b2.jpg"
+    assert docs["Ann"]["counts"] == {"photos": 3, "encoded": 2, "rejected": 1}
+    stored = {"s1": [0.1] * 128, "s3": [0.3] * 128, "s4": [0.4] * 128}
+    assert {u: len(e) for u, e in outcome.bundle_encodings(stored).items()} == {"Ann": 2, "Bob": 2}
+    assert outcome.stale_keys(before) == ["thumbs/128/Ann/old.jpg"]
+    assert outcome.profiles({}, lambda k: None)["Bob"]["photo"] == "b1.jpg"
+
+
+def test_summary_counts_what_the_run_did() -> None:
+    run = started()
+    run.add_encodings({"s1": encoded(0.1), "s2": encoded(0.2), "s3": encoded(0.3), "s4": encoded(0.4)})
+    for user in USERS:
+        run.add_thumbnails(user, {p.path: None for p in USERS[user]}, None)
+        run.add_upload(user, None)
+    found = Discovery(USERS, [Rejection("/img/notes.jpg", "photo directly under the images root")])
+
+    summary = summarize(found, run, run.outcome(USERS, {}), upserted=2, removed_users=0, deleted_objects=0,
+                        store="s3://b", bundle={"version": "v"}, seconds={"discover": 0.1})  # fmt: skip
+
+    assert (summary["users"], summary["photos"], summary["encoded"], summary["uploaded"]) == (2, 5, 4, 10)
+    assert summary["rejected"] == [
+        {"file": "/img/notes.jpg", "reason": "photo directly under the images root"}
+    ]
+    assert [row["user"] for row in summary["per_user"]] == ["Ann", "Bob"]

@@ -1,0 +1,130 @@
+"""Each task's body through `.fn()`, without the engine: one core call each, against real servers."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from pymongo import MongoClient
+
+from facelogin.adapters.store import StoreError
+from facelogin.bundle import read_bundle
+from facelogin.faces import ENCODED, REJECTED, FaceResult
+from facelogin.settings import Settings
+from facelogin.sync.outcome import RunResults
+from facelogin.sync.plan import plan_sync
+from tasks.bundle import publish_bundle
+from tasks.catalog import load_encodings, load_photos, remove_users, save_encodings, upsert_users
+from tasks.discover import discover_photos
+from tasks.encode import encode_faces
+from tasks.thumbnail import make_thumbnails
+from tasks.upload import check_store, delete_objects, upload_thumbnails
+from tests.conftest import s3_for
+
+MODEL = {"detector": "hog"}
+
+
+@pytest.fixture
+def settings(sync_env: dict[str, str]) -> Settings:
+    return Settings()
+
+
+def bucket_keys(env: dict[str, str]) -> set[str]:
+    listed = s3_for(env["AWS_ENDPOINT_URL"]).list_objects_v2(Bucket=env["FACELOGIN_BUCKET"])
+    return {o["Key"] for o in listed.get("Contents", [])}
+
+
+def test_discover_photos(images: Path) -> None:
+    found = discover_photos.fn(str(images))
+    assert len(found.users) == 6 and len(found.photos) == 12 and found.rejected == []
+
+
+def test_encode_faces_here_and_in_worker_processes(faces: Path) -> None:
+    paths = [str(faces / "images/Obama/obama_01.jpg"), str(faces / "groups/two_people.jpg")]
+    here = encode_faces.fn(paths, "x")
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        there = encode_faces.fn(paths, "x", processes=pool)
+    assert [r.status for r in here] == [ENCODED, REJECTED]
+    assert here == there
+
+
+def test_make_thumbnails_stages_each_size_and_names_undecodable_photos(faces: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a photo")
+    photo = str(faces / "images/Biden/biden_01.jpg")
+    jobs = {photo: {"128": "t/128/B/b.jpg", "256": "t/256/B/b.jpg"}, str(bad): {"128": "t/128/B/x.jpg"}}
+
+    problems = make_thumbnails.fn("Biden", jobs, str(tmp_path / "staging"))
+
+    assert problems[photo] is None and "not a readable image" in str(problems[str(bad)])
+    with Image.open(tmp_path / "staging/t/256/B/b.jpg") as thumb:
+        assert (thumb.format, max(thumb.size)) == ("JPEG", 256)
+    assert not (tmp_path / "staging/t/128/B/x.jpg").exists()
+
+
+def test_check_upload_and_delete(settings: Settings, sync_env: dict[str, str], tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    (staging / "thumbs/128/Ann").mkdir(parents=True)
+    (staging / "thumbs/128/Ann/a.jpg").write_bytes(b"jpeg")
+
+    assert check_store.fn(settings) == f"s3://{sync_env['FACELOGIN_BUCKET']}"
+    assert upload_thumbnails.fn(settings, "Ann", ["thumbs/128/Ann/a.jpg"], str(staging)) == 1
+    assert bucket_keys(sync_env) == {"thumbs/128/Ann/a.jpg"}
+    assert not (staging / "thumbs/128/Ann/a.jpg").exists()  # staged files are gone once uploaded
+    assert delete_objects.fn(settings, ["thumbs/128/Ann/a.jpg"]) == 1
+    assert bucket_keys(sync_env) == set()
+    with pytest.raises(StoreError, match="does not exist"):
+        check_store.fn(settings.model_copy(update={"bucket": "no-such-bucket"}))
+
+
+def test_catalog_tasks_round_trip(settings: Settings, images: Path, sync_env: dict[str, str]) -> None:
+    found = discover_photos.fn(str(images))
+    plan = plan_sync(found.users, {}, settings.thumb_sizes, settings.thumbs_prefix)
+    run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
+    run.to_encode([])
+    run.add_encodings({p.sha256: FaceResult(ENCODED, encoding=[0.5] * 128) for p in plan.todo})
+    for user in found.users:
+        run.add_thumbnails(user, {}, None)
+        run.add_upload(user, None)
+    outcome = run.outcome(found.users, {})
+
+    assert save_encodings.fn(settings, run.new_encodings, MODEL) == 12
+    assert set(load_encodings.fn(settings, [p.sha256 for p in found.photos])) == {
+        p.sha256 for p in found.photos
+    }
+    assert upsert_users.fn(settings, outcome) == 6
+    recorded = load_photos.fn(settings)
+    assert set(recorded) == set(found.users) and set(recorded["Obama"]) == {"obama_01.jpg", "obama_02.jpg",
+                                                                           "obama_03.jpg"}  # fmt: skip
+
+    keep = [p.sha256 for p in found.users["Biden"]]
+    assert remove_users.fn(settings, ["Obama"], keep) == 1
+    assert set(load_photos.fn(settings)) == set(found.users) - {"Obama"}
+    assert set(load_encodings.fn(settings, [p.sha256 for p in found.photos])) == set(keep)
+    with MongoClient(sync_env["FACELOGIN_MONGODB_URI"]) as mongo:
+        doc: Any = mongo[sync_env["FACELOGIN_DATABASE"]]["users"].find_one({"username": "Biden"})
+    assert doc["profile_image"]["keys"]["256"] == "thumbs/256/Biden/biden_01.jpg"
+
+
+def test_publish_bundle_writes_locally_and_to_the_store_once(
+    settings: Settings, images: Path, sync_env: dict[str, str]
+) -> None:
+    found = discover_photos.fn(str(images))
+    plan = plan_sync(found.users, {}, settings.thumb_sizes, settings.thumbs_prefix)
+    run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
+    run.to_encode([])
+    encodings = {p.sha256: [i / 1000] * 128 for i, p in enumerate(plan.todo)}
+    run.add_encodings({sha: FaceResult(ENCODED, encoding=e) for sha, e in encodings.items()})
+    outcome = run.outcome(found.users, {})
+
+    first = publish_bundle.fn(settings, outcome, encodings, "2026-01-01T00:00:00+00:00", MODEL)
+    again = publish_bundle.fn(settings, outcome, encodings, "2026-01-01T00:00:00+00:00", MODEL)
+
+    assert (first["users"], first["encodings"]) == (6, 12) and len(first["published_to"]) == 2
+    assert again["published_to"] == [] and again["version"] == first["version"]
+    assert read_bundle(settings.bundle_dir).version == first["version"]
+    assert f"encodings/bundle-{first['version']}.npz" in bucket_keys(sync_env)

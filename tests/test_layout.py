@@ -1,0 +1,116 @@
+"""The architecture's fences, checked on the code itself: who may import Prefect, boto3 and pymongo.
+
+Import checks run in a fresh interpreter (the test process has imported everything already).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "facelogin"
+FENCED = PACKAGE / "cli" / "runs.py"  # the one module of the package that may import Prefect
+PIPELINE = ("prefect", "pymongo", "boto3", "botocore")
+
+
+def loaded_after(code: str) -> set[str]:
+    """Top-level names of every module loaded by `code` in a new interpreter."""
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def imports_of(path: Path) -> set[str]:
+    """Top-level names imported anywhere in a file, including inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def sources(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def test_the_login_side_loads_no_pipeline_dependency() -> None:
+    loaded = loaded_after(
+        "import facelogin.login, facelogin.login.calibrate, facelogin.cli, facelogin.cli.login"
+    )
+    assert not loaded & set(PIPELINE), loaded & set(PIPELINE)
+
+
+def test_the_package_and_its_sync_core_load_no_prefect() -> None:
+    modules = ["facelogin", "facelogin.settings", "facelogin.bundle", "facelogin.enroll", "facelogin.faces"]
+    modules += [f"facelogin.sync.{p.stem}" for p in (PACKAGE / "sync").glob("[!_]*.py")]
+    modules += [f"facelogin.adapters.{p.stem}" for p in (PACKAGE / "adapters").glob("[!_]*.py")]
+    loaded = loaded_after("import " + ", ".join(modules))
+    assert "facelogin" in loaded and "prefect" not in loaded
+
+
+def test_only_the_fenced_module_of_the_package_imports_prefect() -> None:
+    importing = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py") if "prefect" in imports_of(p)}
+    assert importing == {FENCED.relative_to(ROOT).as_posix()}
+
+
+def test_the_login_code_never_imports_pymongo_prefect_or_boto3_itself() -> None:
+    """boto3 comes in only through adapters.s3, for an s3:// bundle (imported inside that branch)."""
+    for path in (PACKAGE / "login").glob("*.py"):
+        assert not imports_of(path) & set(PIPELINE), path
+
+
+def test_the_package_never_imports_flows_tasks_or_deployments() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        assert not imports_of(path) & {"flows", "tasks", "deployments"}, path
+
+
+def test_flows_and_tasks_reach_s3_and_mongodb_only_through_the_adapters() -> None:
+    for path in sources("flows", "tasks"):
+        assert not imports_of(path) & {"boto3", "botocore", "pymongo"}, path
+
+
+def test_no_sys_path_edits_anywhere() -> None:
+    offenders = []
+    for path in sources("src", "flows", "tasks", "deployments", "bench", "docs", "tests"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "path"
+                and getattr(node.value, "id", "") == "sys"
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def _uv() -> list[str] | None:
+    if found := shutil.which("uv"):
+        return [found]
+    probe = subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, check=False)
+    return [sys.executable, "-m", "uv"] if probe.returncode == 0 else None
+
+
+def test_the_wheel_installs_one_top_level_package(tmp_path: Path) -> None:
+    uv = _uv()
+    if uv is None:
+        pytest.skip("uv is not installed: `pip install uv` builds the wheel")
+    done = subprocess.run(
+        [*uv, "build", "--wheel", "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("facelogin-*.whl")
+    top = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"facelogin"}
