@@ -1,7 +1,7 @@
 """The sync flow: keep thumbnails, MongoDB and the encodings bundle in step with the images folder.
 
 A table of contents: each stage is a task (tasks/) or a pure call into facelogin.sync; the
-merging of results lives in facelogin.sync.outcome.
+merging of results lives in facelogin.sync.outcome, the refusals in facelogin.sync.guard.
 """
 
 from __future__ import annotations
@@ -17,15 +17,23 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from facelogin.adapters.embedded import embedded_mongo
-from facelogin.adapters.mongo import close_mongo
+from facelogin.adapters.connect import catalog_server
 from facelogin.faces import model_info
 from facelogin.settings import Settings
+from facelogin.sync.guard import check_images_root, check_removals
 from facelogin.sync.outcome import RunResults, SyncError, summarize
 from facelogin.sync.plan import plan_sync
-from facelogin.sync.transfer import discard_staged
+from facelogin.sync.preview import preview
+from facelogin.sync.transfer import clear_staging, discard_staged
 from tasks.bundle import publish_bundle
-from tasks.catalog import load_encodings, load_photos, remove_users, save_encodings, upsert_users
+from tasks.catalog import (
+    check_catalog,
+    load_encodings,
+    load_photos,
+    remove_users,
+    save_encodings,
+    upsert_users,
+)
 from tasks.discover import discover_photos
 from tasks.encode import encode_photos
 from tasks.lock import sync_lock
@@ -40,24 +48,36 @@ def sync_run_name() -> str:
     return f"{deployment.name or 'local'}-{flow_run.scheduled_start_time:%Y-%m-%d-%H%M}"
 
 
-# Threads for the I/O stages (thumbnails release the GIL in Pillow's decoder; uploads wait on S3).
 @flow(name="sync_faces", flow_run_name=sync_run_name, task_runner=ThreadPoolTaskRunner(max_workers=16))  # type: ignore[arg-type]
-def sync_faces(images: str | None = None, full: bool = False) -> dict[str, Any]:
-    """Sync every user folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle."""
+def sync_faces(
+    images: str | None = None,
+    full: bool = False,
+    dry_run: bool = False,
+    allow_removals: int = 0,
+    prune: bool = False,
+) -> dict[str, Any]:
+    """Sync every user folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle.
+
+    `dry_run` only says what would be done. A run that would remove more than one user and more
+    than FACELOGIN_MAX_REMOVAL_SHARE of them stops unless `allow_removals` covers them or `prune`.
+    """
     settings = Settings() if images is None else Settings(images=Path(images))
+    logger = get_run_logger()
     for message in settings.deprecations:
-        get_run_logger().warning(message)
-    with sync_lock():  # nightly and manual runs never work on the same tree at once
-        if settings.mongodb_uri:
-            return _sync(settings, full)
-        with embedded_mongo(settings.mongo_dir) as uri:
-            try:
-                return _sync(settings.with_mongodb(uri), full)
-            finally:
-                close_mongo(uri)
+        logger.warning(message)
+    check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
+    if dry_run:
+        with catalog_server(settings) as settings:
+            return _preview(settings, full)
+
+    def waiting(pid: int | None) -> None:
+        logger.warning("another sync (pid %s) is running with %s: waiting for it", pid, settings.state_dir)
+
+    with sync_lock(settings.state_dir, on_wait=waiting), catalog_server(settings) as settings:
+        return _sync(settings, full, allow_removals, prune)
 
 
-def _sync(settings: Settings, full: bool) -> dict[str, Any]:
+def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> dict[str, Any]:
     logger = get_run_logger()
     stage = _Stopwatch()
     staging = str(settings.staging_dir)
@@ -65,9 +85,12 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
 
     with stage("discover"):
         store = check_store(settings)
+        check_catalog(settings)
+        clear_staging(settings.staging_dir)
         found = discover_photos(str(settings.images))
         recorded = load_photos(settings)
         plan = plan_sync(found.users, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
+        check_removals(len(recorded), plan.removed_users, allow_removals, prune, settings.max_removal_share)
         run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
         cached = load_encodings(settings, run.shas_to_encode()) if plan.todo and not full else {}
     logger.info(
@@ -85,8 +108,7 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
             discard_staged(Path(staging), run.add_thumbnails(user, *outcome_of(future)))
 
     with stage("upload"):
-        for user, error in upload_all(settings, run.upload_jobs(), staging).items():
-            run.add_upload(user, error)
+        run.add_uploads(upload_all(settings, run.upload_jobs(), staging))
 
     with stage("upsert"):
         outcome = run.outcome(found.users, recorded)
@@ -114,6 +136,25 @@ def _sync(settings: Settings, full: bool) -> dict[str, Any]:
         listed = "; ".join(f"{e['file']}: {e['error']}" for e in run.errors[:5])
         raise SyncError(f"{len(run.errors)} photo(s) could not be synced: {listed}", summary)
     return summary
+
+
+def _preview(settings: Settings, full: bool) -> dict[str, Any]:
+    """What a run would do; reads the images root, MongoDB and the store, and changes nothing."""
+    check_store(settings)
+    check_catalog(settings)
+    found = discover_photos(str(settings.images))
+    recorded = load_photos(settings, prepare=False)
+    plan = plan_sync(found.users, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
+    cached = load_encodings(settings, sorted({p.sha256 for p in plan.todo})) if plan.todo and not full else {}
+    would = preview(found, recorded, plan, settings.thumb_sizes, settings.thumbs_prefix, set(cached))
+    try:
+        check_removals(len(recorded), plan.removed_users, 0, False, settings.max_removal_share)
+        refused = None
+    except RuntimeError as exc:
+        refused = str(exc)
+    rejected = [{"file": r.path, "reason": r.reason} for r in found.rejected]
+    return {"dry_run": True, "users": len(found.users), "photos": len(found.photos), "plan": would,
+            "rejected": rejected, "refused": refused}  # fmt: skip
 
 
 class _Stopwatch:

@@ -1,4 +1,4 @@
-"""Publish stage: the encodings bundle, locally and in the object store, pointer last."""
+"""Publish stage: the encodings bundle, locally and in the object store, pointer last, old versions pruned."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prefect import task
 
 from facelogin import bundle
 from facelogin.adapters.connect import open_store
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.store import DirStore, ObjectStore
 from facelogin.settings import Settings
 from facelogin.sync.outcome import Outcome
 from tasks.policy import S3_RETRIES
@@ -22,12 +22,20 @@ def publish_bundle(
     created_at: str,
     model: dict[str, str],
 ) -> dict[str, Any]:
-    """Build the versioned encodings bundle and publish it where the login script reads it."""
+    """Build the versioned encodings bundle and publish it where the login script reads it.
+
+    Older versions are deleted everywhere, so a removed user's encodings are not kept in any of
+    them; a login cache on this machine is brought up to date too (it is the last-good fallback).
+    """
     store = open_store(settings)
     profiles = outcome.profiles(settings.profile_photos, store.stable_url)
     data, manifest = bundle.build_bundle(outcome.bundle_encodings(stored), profiles, created_at, model)
-    targets = [(DirStore(settings.bundle_dir), ""), (store, settings.bundle_prefix)]
-    published = bundle.publish_where_changed(targets, data, manifest)
-    return bundle.describe(manifest, settings.bundle_dir, store, settings.bundle_prefix) | {
-        "published_to": published
-    }
+    targets: list[tuple[ObjectStore, str]] = [
+        (DirStore(settings.bundle_dir), ""),
+        (store, settings.bundle_prefix),
+    ]
+    if (settings.login_cache_dir / bundle.LATEST).is_file():
+        targets.append((DirStore(settings.login_cache_dir), ""))
+    published, pruned = bundle.publish_to(targets, data, manifest)
+    described = bundle.describe(manifest, settings.bundle_dir, store, settings.bundle_prefix)
+    return described | {"published_to": published, "pruned": len(pruned)}

@@ -12,11 +12,20 @@ from facelogin.sync.outcome import Outcome
 from tasks.policy import MONGO_RETRIES
 
 
-@task(task_run_name="load-catalog", **MONGO_RETRIES)
-def load_photos(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
-    """Read every user's recorded photos (content hash, status, thumbnail keys)."""
+@task(task_run_name="check-catalog", **MONGO_RETRIES)
+def check_catalog(settings: Settings) -> str:
+    """Check MongoDB answers before any work: refused or unknown hosts fail at once, naming the setting."""
     catalog = open_catalog(settings)
-    catalog.ensure_indexes()
+    catalog.check()
+    return catalog.where
+
+
+@task(task_run_name="load-catalog", **MONGO_RETRIES)
+def load_photos(settings: Settings, prepare: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
+    """Read every user's recorded photos (content hash, status, thumbnail keys); `prepare` makes indexes."""
+    catalog = open_catalog(settings)
+    if prepare:
+        catalog.ensure_indexes()
     return catalog.load_photos()
 
 

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from facelogin import faces
+from facelogin.processes import start_worker
 from facelogin.settings import Settings
 from facelogin.sync.discover import Photo
 from facelogin.sync.plan import batch_label, batches
@@ -37,8 +38,12 @@ class EncoderTaskRunner(ThreadPoolTaskRunner):
 
     def __enter__(self) -> EncoderTaskRunner:
         super().__enter__()
+        # Workers exit on their own if this process is killed (start_worker watches the parent).
         self.processes = ProcessPoolExecutor(
-            self.workers, mp_context=get_context("spawn"), initializer=faces.load_faces
+            self.workers,
+            mp_context=get_context("spawn"),
+            initializer=start_worker,
+            initargs=(faces.load_faces,),
         )
         return self
 

@@ -1,28 +1,32 @@
-"""Upload stage: staged thumbnails to the object store, retrying transient faults only."""
+"""Upload stage: staged thumbnails to the object store, per object, retrying transient faults only."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 from prefect import task
+from prefect.task_runners import ThreadPoolTaskRunner
 
+from facelogin.adapters import connect
 from facelogin.adapters.connect import open_store
 from facelogin.settings import Settings
-from facelogin.sync.transfer import upload_staged
+from facelogin.sync.transfer import pending, upload_staged
 from tasks.policy import S3_RETRIES, outcome_of
 
 
-@task(task_run_name="check-store", **S3_RETRIES)
+# No task retries: botocore already retried each request, and a store that does not answer
+# should fail the run in seconds, not after minutes of retries.
+@task(task_run_name="check-store")
 def check_store(settings: Settings) -> str:
-    """Check the bucket (or local store) exists and is reachable before any work is done."""
-    store = open_store(settings)
-    store.check()
-    return store.location
+    """Check the bucket (or local store) exists and answers before any work is done."""
+    return connect.check_store(settings)
 
 
-@task(task_run_name="upload-{username}", **S3_RETRIES)
-def upload_thumbnails(settings: Settings, username: str, keys: list[str], staging: str) -> int:
-    """Upload a user's staged thumbnails as private image/jpeg objects; returns how many."""
+@task(task_run_name="upload-{label}", **S3_RETRIES)
+def upload_thumbnails(settings: Settings, label: str, keys: list[str], staging: str) -> int:
+    """Upload staged thumbnails, each object once: a retry sends only what an earlier try did not."""
     return upload_staged(open_store(settings), keys, Path(staging))
 
 
@@ -33,9 +37,29 @@ def delete_objects(settings: Settings, keys: list[str]) -> int:
     return len(keys)
 
 
-def upload_all(
-    settings: Settings, jobs: dict[str, list[str]], staging: str
-) -> dict[str, BaseException | None]:
-    """Upload each user's staged thumbnails in parallel; per user, None or the error it ended with."""
-    futures = {user: upload_thumbnails.submit(settings, user, keys, staging) for user, keys in jobs.items()}
-    return {user: outcome_of(future)[1] for user, future in futures.items()}
+def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> dict[str, BaseException]:
+    """Upload every user's staged objects over FACELOGIN_IO_THREADS threads; the keys left, with their errors.
+
+    Objects go in small batches, so a user with many photos uses every thread, and a retry
+    concerns a handful of objects rather than a whole user.
+    """
+    total = sum(len(keys) for keys in jobs.values())
+    size = max(1, min(32, math.ceil(total / (settings.io_threads * 2)))) if total else 1
+    batches = [
+        (user if i == 0 else f"{user}-{i // size + 1}", keys[i : i + size])
+        for user, keys in jobs.items()
+        for i in range(0, len(keys), size)
+    ]
+    failed: dict[str, BaseException] = {}
+    runner: Any = ThreadPoolTaskRunner(max_workers=settings.io_threads)  # Prefect's typing wants coroutines
+    with runner:
+        common = {"settings": settings, "staging": staging}
+        futures = [
+            runner.submit(upload_thumbnails, {**common, "label": label, "keys": keys})
+            for label, keys in batches
+        ]
+        for (_, keys), future in zip(batches, futures, strict=True):
+            _, error = outcome_of(future)
+            if error is not None:
+                failed |= dict.fromkeys(pending(Path(staging), keys), error)
+    return failed

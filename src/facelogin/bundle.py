@@ -219,16 +219,36 @@ def publish_bundle(store: ObjectStore, prefix: str, data: bytes, manifest: dict[
     return key(manifest_name(version))
 
 
-def publish_where_changed(
+def publish_to(
     targets: list[tuple[ObjectStore, str]], data: bytes, manifest: dict[str, Any]
-) -> list[str]:
-    """Publish to each (store, prefix) whose latest pointer names another bundle; returns their locations."""
-    published = []
+) -> tuple[list[str], list[str]]:
+    """Publish to each (store, prefix) whose latest pointer names another bundle, then prune older ones.
+
+    Returns the locations published to and the keys of the old versions deleted.
+    """
+    published, pruned = [], []
     for store, prefix in targets:
         if published_sha(store, prefix) != manifest["sha256"]:
             publish_bundle(store, prefix, data, manifest)
             published.append(store.location)
-    return published
+        pruned += prune(store, prefix, manifest)
+    return published, pruned
+
+
+def prune(store: ObjectStore, prefix: str, keep: dict[str, Any]) -> list[str]:
+    """Delete every bundle version under `prefix` but the one `keep` describes; returns the keys deleted.
+
+    Old bundles hold the encodings of users removed since: biometric data is not kept longer than
+    the current bundle needs. Readers follow latest.json, which names the version kept.
+    """
+    wanted = {key_for(prefix, keep["npz"]), key_for(prefix, manifest_name(keep["version"]))}
+    old = [
+        key
+        for key in store.keys(key_for(prefix, "bundle-"))
+        if key.rsplit("/", 1)[-1].startswith("bundle-") and key not in wanted
+    ]
+    store.delete(old)
+    return old
 
 
 def describe(manifest: dict[str, Any], local: Path, store: ObjectStore, prefix: str) -> dict[str, Any]:

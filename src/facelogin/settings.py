@@ -11,6 +11,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PREFIX = "FACELOGIN_"
+# Set by `facelogin sync` while the flow runs against a temporary Prefect API of its own.
+TEMPORARY_API_ENV = "FACELOGIN_TEMPORARY_API"
 
 # Old names that still work, and the setting that replaced each (the new name wins when both are set).
 RENAMED = {
@@ -84,6 +86,14 @@ class Settings(BaseSettings):
         description="Prefect retries of an S3 or MongoDB task that failed on a transient fault.",
     )
 
+    max_removal_share: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="A run stops before removing more than this share of the users (and more than one), "
+        "unless confirmed with --allow-removals N or --prune.",
+    )
+
     _deprecations: list[str] = PrivateAttr(default_factory=list)
 
     @classmethod
@@ -141,6 +151,11 @@ class Settings(BaseSettings):
     @property
     def mongo_dir(self) -> Path:
         return self.state_dir / "mongo"
+
+    @property
+    def login_cache_dir(self) -> Path:
+        """Where `facelogin login` on this machine keeps its last good bundle (its default)."""
+        return self.state_dir / "login-cache"
 
     @property
     def staging_dir(self) -> Path:

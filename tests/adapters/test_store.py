@@ -32,7 +32,7 @@ def client(moto: MotoServer) -> Any:
 def test_put_get_delete_in_each_url_mode(client: Any, bucket: str, moto: MotoServer, mode: str) -> None:
     store = S3Store(client, bucket, url_mode=mode, base_url="https://cdn.example/faces")
     store.check()
-    store.put("thumbs/128/Ann/a.jpg", b"jpeg-bytes", "image/jpeg", "private, max-age=60")
+    store.put("thumbs/128/Ann/a.jpg", b"jpeg-bytes", "image/jpeg", "private, max-age=60", public=True)
     head = client.head_object(Bucket=bucket, Key="thumbs/128/Ann/a.jpg")
     assert head["ContentType"] == "image/jpeg" and head["CacheControl"] == "private, max-age=60"
     assert store.get("thumbs/128/Ann/a.jpg") == b"jpeg-bytes"
@@ -49,7 +49,11 @@ def test_put_get_delete_in_each_url_mode(client: Any, bucket: str, moto: MotoSer
         assert store.url("thumbs/128/Ann/a.jpg") == "https://cdn.example/faces/thumbs/128/Ann/a.jpg"
         assert status_of(plain) == 403
 
-    store.delete(["thumbs/128/Ann/a.jpg", "never/existed.jpg"])
+    # Anything not asked to be public (the bundle, its manifest) stays private in every mode.
+    store.put("encodings/latest.json", b"{}", "application/json", "no-cache")
+    assert status_of(f"{moto.url}/{bucket}/encodings/latest.json") == 403
+
+    store.delete(["thumbs/128/Ann/a.jpg", "encodings/latest.json", "never/existed.jpg"])
     assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
@@ -62,7 +66,7 @@ def test_public_acl_on_a_bucket_without_acls_says_what_to_do(bucket: str, faulty
     faulty_s3.acls_disabled = True
     store = S3Store(s3_for(faulty_s3.url), bucket, url_mode="public-acl")
     with pytest.raises(StoreError, match="ACLs disabled") as info:
-        store.put("a.jpg", b"x", "image/jpeg", "no-cache")
+        store.put("a.jpg", b"x", "image/jpeg", "no-cache", public=True)
     assert "FACELOGIN_URL_MODE=presigned" in str(info.value)
     S3Store(s3_for(faulty_s3.url), bucket).put("a.jpg", b"x", "image/jpeg", "no-cache")  # private works
 

@@ -55,16 +55,17 @@ def test_a_failed_thumbnail_or_upload_task_is_an_error_and_the_photo_is_retried_
     run.add_thumbnails("Ann", {p.path: None for p in USERS["Ann"]}, None)
     run.add_thumbnails("Bob", None, RuntimeError("disk full"))
     assert run.upload_jobs() == {"Ann": sorted(k for p in USERS["Ann"] for k in run.thumbs[p.ref].values())}
-    run.add_upload("Ann", ConnectionError("reset"))
+    first_key = run.upload_jobs()["Ann"][0]
+    owner = next(p for p in USERS["Ann"] if first_key in run.thumbs[p.ref].values())
+    run.add_uploads({first_key: ConnectionError("reset")})  # one object of one photo failed for good
 
     outcome = run.outcome(USERS, {})
 
-    assert {e["file"] for e in run.errors} == {p.path for p in USERS["Ann"] + USERS["Bob"]}
+    assert {e["file"] for e in run.errors} == {owner.path} | {p.path for p in USERS["Bob"]}
     assert {e["error"].split(":")[0] for e in run.errors} == {"upload failed", "thumbnail failed"}
-    # Encoded, but with no thumbnails recorded: the next run sees them as to do.
-    assert all(
-        r["status"] == ENCODED and r["thumbs"] == {} for recs in outcome.records.values() for r in recs
-    )
+    # Encoded, but with no thumbnails recorded: the next run sees them as to do. The others are done.
+    thumbs = {r["filename"]: r["thumbs"] for recs in outcome.records.values() for r in recs}
+    assert {name for name, keys in thumbs.items() if not keys} == {owner.filename, "b1.jpg", "b2.jpg"}
 
 
 def test_documents_bundle_inputs_and_stale_keys() -> None:
@@ -75,7 +76,7 @@ def test_documents_bundle_inputs_and_stale_keys() -> None:
                        "s3": encoded(0.3), "s4": encoded(0.4)})  # fmt: skip
     for user in USERS:
         run.add_thumbnails(user, {p.path: None for p in USERS[user]}, None)
-        run.add_upload(user, None)
+    run.add_uploads({})
     outcome = run.outcome(USERS, before)
 
     docs = {d["username"]: d for d in outcome.documents({"Bob": "b2.jpg"}, lambda k: f"https://cdn/{k}")}
@@ -93,7 +94,7 @@ def test_summary_counts_what_the_run_did() -> None:
     run.add_encodings({"s1": encoded(0.1), "s2": encoded(0.2), "s3": encoded(0.3), "s4": encoded(0.4)})
     for user in USERS:
         run.add_thumbnails(user, {p.path: None for p in USERS[user]}, None)
-        run.add_upload(user, None)
+    run.add_uploads({})
     found = Discovery(USERS, [Rejection("/img/notes.jpg", "photo directly under the images root")])
 
     summary = summarize(found, run, run.outcome(USERS, {}), upserted=2, removed_users=0, deleted_objects=0,

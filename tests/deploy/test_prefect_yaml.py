@@ -95,7 +95,13 @@ def test_deploy_all_creates_both_deployments(deployed: PrefectServer, prefect_cl
         assert d.enforce_parameter_schema is True
         assert d.global_concurrency_limit is not None and d.global_concurrency_limit.limit == 1
         assert d.concurrency_options.collision_strategy.value == "ENQUEUE"
-        assert set(d.parameter_openapi_schema["properties"]) == {"images", "full"}
+        assert set(d.parameter_openapi_schema["properties"]) == {
+            "images",
+            "full",
+            "dry_run",
+            "allow_removals",
+            "prune",
+        }
         assert d.pull_steps == [
             {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $FACELOGIN_HOME }}"}}
         ]

@@ -89,7 +89,7 @@ def test_catalog_tasks_round_trip(settings: Settings, images: Path, sync_env: di
     run.add_encodings({p.sha256: FaceResult(ENCODED, encoding=[0.5] * 128) for p in plan.todo})
     for user in found.users:
         run.add_thumbnails(user, {}, None)
-        run.add_upload(user, None)
+    run.add_uploads({})
     outcome = run.outcome(found.users, {})
 
     assert save_encodings.fn(settings, run.new_encodings, MODEL) == 12

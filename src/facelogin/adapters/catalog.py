@@ -11,15 +11,59 @@ from pymongo.database import Database
 
 USERS = "users"
 FACES = "faces"
+SETTING = "FACELOGIN_MONGODB_URI"
+
+# What pymongo says when nothing listens at the address, or the host name does not resolve: a
+# wrong setting or a server that is down, which waiting will not mend.
+_UNREACHABLE = (
+    "connection refused",
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "no address associated",
+    "name does not resolve",
+    "getaddrinfo failed",
+)
+
+
+class CatalogError(RuntimeError):
+    """A permanent MongoDB problem (unreachable, refused credentials) with a message a person can act on."""
+
+
+def describe_uri(uri: str) -> str:
+    """The hosts of a MongoDB URI without its credentials or options: `db.example.org:27017`."""
+    rest = uri.split("://", 1)[-1]
+    hosts = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    return hosts or "localhost"
 
 
 class Catalog:
     """Users and face encodings in an already-connected MongoDB database; no retries in here."""
 
-    def __init__(self, db: Database[dict[str, Any]]) -> None:
+    def __init__(self, db: Database[dict[str, Any]], where: str = "MongoDB") -> None:
         self.db = db
+        self.where = where  # the hosts, for messages: never the URI itself (it may hold a password)
         self.users = db[USERS]
         self.faces = db[FACES]
+
+    def check(self) -> None:
+        """The server answers. Refused, unresolvable or bad credentials: CatalogError at once."""
+        from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
+
+        try:
+            self.db.client.admin.command("ping")
+        except ServerSelectionTimeoutError as exc:
+            text = str(exc).lower()
+            if any(marker in text for marker in _UNREACHABLE):
+                reason = "refused the connection" if "refused" in text else "cannot be found (host name)"
+                raise CatalogError(
+                    f"MongoDB at {self.where} {reason}: check {SETTING} and that the server is running"
+                ) from None
+            raise
+        except OperationFailure as exc:
+            if exc.code in {18, 13}:  # AuthenticationFailed, Unauthorized
+                raise CatalogError(f"MongoDB at {self.where} refused the credentials in {SETTING}") from None
+            raise
 
     def ensure_indexes(self) -> None:
         self.users.create_index("username", unique=True, name="username_unique")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from facelogin.adapters.catalog import Catalog
-from facelogin.adapters.mongo import mongo_client
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from facelogin.adapters.catalog import Catalog, describe_uri
+from facelogin.adapters.embedded import embedded_mongo
+from facelogin.adapters.mongo import close_mongo, mongo_client
 from facelogin.adapters.s3 import s3_client
 from facelogin.adapters.store import DirStore, ObjectStore, S3Store
 from facelogin.settings import Settings
@@ -14,9 +18,8 @@ def open_store(settings: Settings) -> ObjectStore:
     if settings.embedded_store:
         return DirStore(settings.objects_dir)
     assert settings.bucket
-    # botocore's own retries are off: the Prefect tasks retry, so each retry shows in the UI.
     return S3Store(
-        s3_client(settings.io_threads, max_attempts=1),
+        s3_client(settings.io_threads),
         settings.bucket,
         url_mode=settings.url_mode,
         base_url=settings.base_url,
@@ -24,8 +27,31 @@ def open_store(settings: Settings) -> ObjectStore:
     )
 
 
+def check_store(settings: Settings) -> str:
+    """Check the bucket (or local store) before any work; a store that does not answer fails in seconds."""
+    store = open_store(settings)
+    if isinstance(store, S3Store):
+        store = S3Store(s3_client(2, read_timeout=5.0), store.bucket)
+    store.check()
+    return store.location
+
+
+@contextmanager
+def catalog_server(settings: Settings) -> Iterator[Settings]:
+    """The settings to run with: as given when they name a MongoDB, else pointing at the embedded
+    nx-27017 server, started for the block under the state directory and stopped after it."""
+    if settings.mongodb_uri:
+        yield settings
+        return
+    with embedded_mongo(settings.mongo_dir) as uri:
+        try:
+            yield settings.with_mongodb(uri)
+        finally:
+            close_mongo(uri)
+
+
 def open_catalog(settings: Settings) -> Catalog:
     uri = settings.mongodb()
     if not uri:
         raise ValueError("no MongoDB URI: the flow starts the embedded server and sets it")
-    return Catalog(mongo_client(uri)[settings.database])
+    return Catalog(mongo_client(uri)[settings.database], where=describe_uri(uri))

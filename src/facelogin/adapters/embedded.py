@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from facelogin.files import open_private, private_dir
+from facelogin.processes import command_line, die_with_parent, pid_alive, stop_pid
+
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +69,7 @@ def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> 
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(data_dir)
     port = port or free_port()
     cmd = [
         _nx_command(),
@@ -76,8 +79,13 @@ def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> 
         "--log-file", str(data_dir / "nx.log"),
         "--pid-file", str(data_dir / "nx.pid"),
     ]  # fmt: skip
-    with open(data_dir / "nx.out", "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    out = open_private(data_dir / "nx.out")
+    try:
+        # Private files (umask), and gone with us even when we are killed (die_with_parent).
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                umask=0o077, preexec_fn=die_with_parent)  # fmt: skip
+    finally:
+        os.close(out)
     server = NxServer(proc, port, data_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,21 +107,40 @@ def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> 
     raise EmbeddedServerError(f"nx-27017 did not answer on port {port} within {timeout:.0f} s")
 
 
+def stop_leftover(data_dir: Path) -> int | None:
+    """Stop an nx-27017 still serving `data_dir` for a sync that was killed; returns its pid if one was."""
+    try:
+        pid = int((data_dir / "nx.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    argv = command_line(pid)
+    if not pid_alive(pid) or not any("nx-27017" in a for a in argv) or str(data_dir) not in argv:
+        return None
+    log.warning("stopping a leftover embedded database server (pid %s) of a sync that did not finish", pid)
+    stop_pid(pid)
+    return pid
+
+
 @contextmanager
 def embedded_mongo(data_dir: Path) -> Iterator[str]:
-    """A MongoDB URI for the embedded server, locked to one user of `data_dir` at a time."""
+    """A MongoDB URI for the embedded server, locked to one user of `data_dir` at a time.
+
+    The lock is an flock: the kernel releases it when its holder dies, however it dies.
+    """
     import fcntl
 
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(data_dir / "lock", "w") as lock:
+    private_dir(data_dir)
+    with os.fdopen(open_private(data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise EmbeddedServerError(
                 f"another sync is using the embedded database in {data_dir}; wait for it to finish"
             ) from None
+        lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
+        stop_leftover(data_dir)
         server = start_nx(data_dir)
         try:
             yield server.uri

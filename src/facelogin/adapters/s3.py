@@ -18,24 +18,27 @@ _CHAIN_ENV = (
 )
 
 
-def s3_client(pool_size: int = 16, max_attempts: int | None = None) -> Any:
+def s3_client(pool_size: int = 16, read_timeout: float = 30.0) -> Any:
     """One client per process and configuration (clients are thread-safe and hold the connection pool).
 
-    `max_attempts` None leaves retries to boto3's own chain (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE).
+    Each request is retried by botocore where it failed (standard mode: 5xx, SlowDown, throttling,
+    timeouts and dropped connections; 3 attempts), as boto3's own chain configures it
+    (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE). What still fails is left to the task's retries.
     """
-    return _s3_client(pool_size, max_attempts, tuple(os.environ.get(name) for name in _CHAIN_ENV))
+    return _s3_client(pool_size, read_timeout, tuple(os.environ.get(name) for name in _CHAIN_ENV))
 
 
 @lru_cache(maxsize=8)
-def _s3_client(pool_size: int, max_attempts: int | None, chain: tuple[str | None, ...]) -> Any:
+def _s3_client(pool_size: int, read_timeout: float, chain: tuple[str | None, ...]) -> Any:
     import boto3
     from botocore.config import Config
 
-    retries: Any = None if max_attempts is None else {"mode": "standard", "total_max_attempts": max_attempts}
+    # botocore's own default is still its "legacy" mode (5 attempts, fewer faults retried).
+    retries: Any = None if os.environ.get("AWS_RETRY_MODE") else {"mode": "standard"}
     config = Config(
         retries=retries,
         connect_timeout=5,
-        read_timeout=30,
+        read_timeout=read_timeout,
         max_pool_connections=pool_size,
         signature_version="s3v4",
     )

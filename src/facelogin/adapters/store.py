@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -70,8 +71,11 @@ class ObjectStore(Protocol):
     """What the sync and the login need of a store; S3Store and DirStore pass one contract test."""
 
     def check(self) -> None: ...
-    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None: ...
+    def put(
+        self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False
+    ) -> None: ...
     def get(self, key: str) -> bytes: ...
+    def keys(self, prefix: str) -> list[str]: ...
     def delete(self, keys: list[str]) -> None: ...
     def url(self, key: str) -> str | None: ...
     def stable_url(self, key: str) -> str | None: ...
@@ -105,15 +109,35 @@ class S3Store:
         return f"s3://{self.bucket}"
 
     def check(self) -> None:
-        from botocore.exceptions import ClientError
+        """The bucket exists and answers; any failure left after botocore's retries is permanent here."""
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
 
+        endpoint = self.client.meta.endpoint_url
         try:
             self.client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError:
+            raise StoreError(
+                "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from None
+        except EndpointConnectionError:
+            raise StoreError(
+                f"cannot connect to the S3 endpoint {endpoint} (AWS_ENDPOINT_URL): is it running, "
+                "and is the address right?"
+            ) from None
+        except (ConnectTimeoutError, ReadTimeoutError):
+            raise StoreError(
+                f"the S3 endpoint {endpoint} (AWS_ENDPOINT_URL) did not answer about bucket {self.bucket!r}"
+            ) from None
         except ClientError as exc:
             if is_transient(exc):
                 raise
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            endpoint = self.client.meta.endpoint_url
             if status == 404 or exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
                 raise StoreError(
                     f"bucket {self.bucket!r} does not exist at {endpoint}: create it or set FACELOGIN_BUCKET"
@@ -124,11 +148,12 @@ class S3Store:
                 ) from None
             raise StoreError(f"bucket {self.bucket!r} at {endpoint}: {exc}") from None
 
-    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False) -> None:
+        """Write one object, private; a `public` one (a thumbnail) is made public-read in public-acl mode."""
         from botocore.exceptions import ClientError
 
         extra: dict[str, Any] = {}
-        if self.url_mode == "public-acl":
+        if public and self.url_mode == "public-acl":
             extra["ACL"] = "public-read"
         try:
             self.client.put_object(
@@ -164,6 +189,10 @@ class S3Store:
                 raise MissingObject(f"s3://{self.bucket}/{key}: no such object") from None
             raise
         return bytes(body.read())
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -204,10 +233,21 @@ class DirStore:
         return path
 
     def check(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Usable as a store: a directory, or a path where one can be made (it is made on the first put)."""
+        existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise StoreError(f"{existing} is not a directory: the local object store cannot live there")
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise StoreError(f"{existing} is not writable: the local object store cannot live there")
 
-    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False) -> None:
         write_atomic(self._path(key), data)
+
+    def keys(self, prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
 
     def get(self, key: str) -> bytes:
         try:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+from facelogin.processes import die_with_parent
+from facelogin.settings import TEMPORARY_API_ENV
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -71,38 +78,95 @@ def local_prefect_api() -> Iterator[str | None]:
     each encoding worker process would start its own; one server whose URL the workers
     inherit keeps them all on the same API, and the run visible in one place.
     """
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        temporary_settings,
-    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
     if configured:
         yield configured
         return
-    # Imported only when needed: the server package (FastAPI, SQLAlchemy, ...) takes ~2 s to import.
-    from prefect.server.api.server import SubprocessASGIServer
-
-    # A throw-away local server has no one to report usage to (and no internet here).
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    server = SubprocessASGIServer()
-    # The first start on a machine creates and migrates Prefect's database: on a Pi or a
-    # busy 2-core box that takes longer than Prefect's default 20 s.
-    server.start(timeout=max(120, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+    server = TemporaryServer()
+    # The flow's lock knows that no one else shares this API: see tasks/lock.py.
+    os.environ[TEMPORARY_API_ENV] = "1"
     try:
+        server.start()
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             try:
                 yield server.api_url
             finally:
                 _drain_to_api()
     finally:
+        os.environ.pop(TEMPORARY_API_ENV, None)
         # Quietly: a log line about stopping would be queued for the API that is going away.
         logging.getLogger("prefect").disabled = True
         try:
             server.stop()
         finally:
             logging.getLogger("prefect").disabled = False
+
+
+@dataclass
+class TemporaryServer:
+    """`prefect server start` (API only, no services, no UI) on a free loopback port, for one command.
+
+    Started with die_with_parent: if this command is killed, the kernel stops the server too.
+    """
+
+    process: subprocess.Popen[bytes] | None = None
+    output: Any = None  # the server's console output, read when it fails to start
+    port: int = 0
+    # The first start on a machine creates and migrates Prefect's database: on a Pi or a busy
+    # 2-core box that takes longer than Prefect's default 20 s.
+    timeout: float = 180.0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self) -> None:
+        import httpx
+
+        self.port = _free_port()
+        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # nobody to report to
+        env.pop("PREFECT_API_URL", None)
+        command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--no-services", "--no-ui", "--log-level", "ERROR"]  # fmt: skip
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 - kept open while the server runs
+        self.process = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
+        deadline = time.monotonic() + self.timeout
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    self.output.seek(0)
+                    error = self.output.read().decode(errors="replace").strip()[-2000:]
+                    raise RuntimeError(f"the temporary Prefect server exited: {error}")
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the temporary Prefect server did not answer within {self.timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self.output is not None:
+            self.output.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _drain_to_api() -> None:

@@ -9,6 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
+EXIT_FAILED = 1  # the run finished what it could; some photos could not be synced
+EXIT_ERROR = 2  # nothing was changed: a setting, a path or a server to fix first
+
 
 def register(app: typer.Typer) -> None:
     app.command("sync")(sync)
@@ -25,10 +28,30 @@ def sync(
     full: Annotated[
         bool, typer.Option("--full", help="Re-process every photo, not only new or changed ones.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what a sync would do (users, photos, objects); change nothing."),
+    ] = False,
+    allow_removals: Annotated[
+        int,
+        typer.Option(
+            "--allow-removals",
+            min=0,
+            help="Confirm removing up to N users whose folders are gone (above the safety share).",
+        ),
+    ] = 0,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Confirm removing any number of users, even every one.")
+    ] = False,
 ) -> None:
-    """Sync the images folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle."""
+    """Sync the images folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle.
+
+    Exit code 0 synced, 1 some photos could not be synced (the others were), 2 nothing was changed
+    (a path, a setting or a server to fix first; the message says which).
+    """
     from facelogin.cli import runs
     from facelogin.settings import Settings
+    from facelogin.sync.guard import SyncRefused, check_images_root
     from facelogin.sync.outcome import SyncError
 
     if as_json:
@@ -37,27 +60,55 @@ def sync(
         settings = Settings() if images is None else Settings(images=images)
         for message in settings.deprecations:
             typer.secho(f"warning: {message}", fg="yellow", err=True)
+        check_images_root(settings.images, allow_empty=prune)  # before Prefect starts: seconds, not minutes
         # The flow runs in the project directory: paths given here are relative to where we are.
         if not settings.state_dir.is_absolute():
             os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
-        parameters = {"images": str(settings.images.resolve()), "full": full}
+        parameters = {"images": str(settings.images.resolve()), "full": full, "dry_run": dry_run,
+                      "allow_removals": allow_removals, "prune": prune}  # fmt: skip
         with runs.local_prefect_api():
             summary = runs.run_sync(parameters)
+    except SyncRefused as exc:
+        _fail(str(exc), None, as_json, EXIT_ERROR)
     except SyncError as exc:
-        _fail(str(exc), exc.summary, as_json)
+        _fail(str(exc), exc.summary, as_json, EXIT_FAILED)
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
-        _fail(f"{type(exc).__name__}: {exc}", None, as_json)
+        code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
+        _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
+    elif dry_run:
+        _print_preview(summary)
     else:
         _print_summary(summary)
 
 
-def _fail(message: str, summary: dict[str, Any] | None, as_json: bool) -> None:
+def _is_refusal(exc: BaseException) -> bool:
+    """Errors that mean nothing was changed: a refusal, a store or database that cannot be used."""
+    from facelogin.adapters.catalog import CatalogError
+    from facelogin.adapters.store import StoreError
+    from facelogin.sync.guard import SyncRefused
+
+    return isinstance(exc, SyncRefused | StoreError | CatalogError)
+
+
+def _fail(message: str, summary: dict[str, Any] | None, as_json: bool, code: int) -> None:
     if as_json:
         typer.echo(json.dumps({"ok": False, "error": message, "summary": summary}, indent=2, default=str))
     typer.secho(f"sync failed: {message}", fg="red", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def _print_preview(summary: dict[str, Any]) -> None:
+    plan = summary["plan"]
+    typer.echo(f"dry run: {summary['users']} users, {summary['photos']} photos; nothing was changed")
+    for key, value in plan.items():
+        shown = ", ".join(value) if isinstance(value, list) else str(value)
+        typer.echo(f"  {key.replace('_', ' ')}: {shown or '-'}")
+    for item in summary["rejected"]:
+        typer.echo(f"  rejected {item['file']}: {item['reason']}")
+    if summary["refused"]:
+        typer.secho(f"a real run would stop: {summary['refused']}", fg="yellow", err=True)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -258,12 +258,19 @@ class RunResults:
             for user, photos in self.staged.items()
         }
 
-    def add_upload(self, username: str, error: BaseException | None) -> None:
-        for photo in self.staged.get(username, []):
-            if error is None:
-                self.uploaded[photo.ref] = self.thumbs[photo.ref]
-            else:
-                self.errors.append({"file": photo.path, "error": f"upload failed: {error}"})
+    def add_uploads(self, failed: dict[str, BaseException]) -> None:
+        """Record the upload stage; `failed` maps each key still not in the store to its last error.
+
+        A photo counts as uploaded only when every one of its thumbnails is; the others are errors,
+        recorded without thumbnails so that the next run tries them again.
+        """
+        for photos in self.staged.values():
+            for photo in photos:
+                errors = [failed[k] for k in self.thumbs[photo.ref].values() if k in failed]
+                if errors:
+                    self.errors.append({"file": photo.path, "error": f"upload failed: {errors[0]}"})
+                else:
+                    self.uploaded[photo.ref] = self.thumbs[photo.ref]
 
     def outcome(self, users: dict[str, list[Photo]], recorded: Recorded) -> Outcome:
         return collect_outcome(users, self.plan, recorded, self.verdicts, self.uploaded)

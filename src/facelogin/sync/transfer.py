@@ -6,6 +6,7 @@ staging directory, and the upload reads it from there.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from facelogin import imaging
@@ -36,11 +37,32 @@ def stage_thumbnails(photos: dict[str, dict[str, str]], staging: Path) -> dict[s
 
 
 def upload_staged(store: ObjectStore, keys: list[str], staging: Path) -> int:
-    """Upload staged thumbnails as private image/jpeg objects, then drop them from staging."""
+    """Upload staged thumbnails as image/jpeg objects, each dropped from staging once it is stored.
+
+    A key no longer staged was stored by an earlier try of the same task: it is not sent again.
+    Returns how many objects this call uploaded.
+    """
+    sent = 0
     for key in keys:
-        store.put(key, (staging / key).read_bytes(), THUMB_TYPE, THUMB_CACHE_CONTROL)
-    discard_staged(staging, keys)
-    return len(keys)
+        try:
+            data = (staging / key).read_bytes()
+        except FileNotFoundError:
+            continue
+        store.put(key, data, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
+        (staging / key).unlink(missing_ok=True)
+        sent += 1
+    return sent
+
+
+def pending(staging: Path, keys: list[str]) -> set[str]:
+    """The keys still staged: not in the store yet."""
+    return {key for key in keys if (staging / key).exists()}
+
+
+def clear_staging(staging: Path) -> None:
+    """Drop whatever an earlier run left staged (a killed run): every run stages what it uploads."""
+    if staging.is_dir():
+        shutil.rmtree(staging)
 
 
 def discard_staged(staging: Path, keys: list[str]) -> None:

@@ -1,0 +1,91 @@
+"""Child processes that never outlive the sync that started them, and checks on other processes.
+
+A sync killed with SIGKILL cannot clean up after itself: its children (the embedded database, the
+temporary Prefect API, the encoder workers) must notice on their own. On Linux the kernel sends
+them a signal when their parent dies (PR_SET_PDEATHSIG); workers also watch their parent's pid.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux; elsewhere a no-op).
+
+    Meant for `subprocess.Popen(preexec_fn=...)`: it runs in the child, between fork and exec, and
+    the setting survives the exec. The parent is the forking *thread*: fork from a long-lived one.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def exit_when_orphaned(poll: float = 1.0) -> None:
+    """In a worker process: exit at once when the process that started it is gone.
+
+    Works whichever thread started the worker, and on every POSIX system.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-when-orphaned", daemon=True).start()
+
+
+def start_worker(*setup: Callable[[], object]) -> None:
+    """ProcessPoolExecutor initializer: watch the parent, then run `setup` (e.g. load the face models)."""
+    exit_when_orphaned()
+    for step in setup:
+        step()
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (and is not a zombie we could reap)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def command_line(pid: int) -> list[str]:
+    """The process's argv (Linux /proc), or [] when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [part.decode(errors="replace") for part in fh.read().split(b"\0") if part]
+    except OSError:
+        return []
+
+
+def stop_pid(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM `pid`, then SIGKILL if it is still there after `timeout` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.05)
