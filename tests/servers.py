@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from facelogin.adapters.embedded import free_port
 
@@ -59,12 +62,21 @@ def start_moto(log_dir: Path, timeout: float = 30.0) -> MotoServer:
 
 @dataclass
 class FaultyProxy:
-    """Forwards to an S3 server, answering 503 SlowDown to the first `fail_first` matching requests."""
+    """Forwards to an S3 server, answering 503 SlowDown to the first `fail_first` matching requests.
+
+    With `fail_rate` / `reset_rate`, every matching request is also answered 503 SlowDown, or has its
+    connection dropped without an answer, at random with those probabilities (seeded).
+    """
 
     upstream: str
     fail_first: int = 0
     fail_methods: tuple[str, ...] = ("PUT",)
     fail_paths: str = ""
+    fail_rate: float = 0.0
+    reset_rate: float = 0.0
+    seed: int = 0
+    resets: int = 0
+    _random: Any = None
     # Answer requests that set an ACL the way S3 does for buckets with ACLs disabled
     # (BucketOwnerEnforced, the default since April 2023), which moto does not enforce.
     acls_disabled: bool = False
@@ -80,14 +92,26 @@ class FaultyProxy:
     def failures(self) -> int:
         return sum(1 for *_, status in self.seen if status == 503)
 
-    def _should_fail(self, method: str, path: str) -> bool:
+    def _fault(self, method: str, path: str) -> str | None:
+        """None, "503" or "reset" for this request."""
         with self._lock:
-            if method in self.fail_methods and self.fail_paths in path and self.fail_first > 0:
+            if method not in self.fail_methods or self.fail_paths not in path:
+                return None
+            if self.fail_first > 0:
                 self.fail_first -= 1
-                return True
-            return False
+                return "503"
+            draw = self._random.random()
+            if draw < self.reset_rate:
+                self.resets += 1
+                return "reset"
+            if draw < self.reset_rate + self.fail_rate:
+                return "503"
+            return None
 
     def start(self) -> FaultyProxy:
+        import random
+
+        self._random = random.Random(self.seed)
         proxy = self
         host, port = self.upstream.removeprefix("http://").split(":")
 
@@ -112,7 +136,12 @@ class FaultyProxy:
                     self._reply(400, b"<Error><Code>AccessControlListNotSupported</Code>"
                                 b"<Message>The bucket does not allow ACLs</Message></Error>")  # fmt: skip
                     return
-                if proxy._should_fail(self.command, self.path):
+                fault = proxy._fault(self.command, self.path)
+                if fault == "reset":  # drop the connection with no answer, as a broken network does
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault == "503":
                     payload = (
                         b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
                     )
@@ -161,3 +190,55 @@ def faces_root() -> Path | None:
         if (path / "images").is_dir():
             return path.resolve()
     return None
+
+
+class TcpProxy:
+    """Forwards TCP connections from a fixed loopback port to `upstream`, which may change.
+
+    A server killed and started again on another port stays at the same address for its clients.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._open: set[socket.socket] = set()
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                client.close()  # nothing listens upstream: the client sees the connection dropped
+                continue
+            self._open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def drop_connections(self) -> None:
+        for sock in list(self._open):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._open.clear()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._listener.close()
+        self.drop_connections()

@@ -29,6 +29,16 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
+def child_guard() -> Callable[[], None] | None:
+    """The `preexec_fn` for a child that must not outlive this process, or None off the main thread.
+
+    The kernel ties PR_SET_PDEATHSIG to the forking thread: a child forked from a short-lived thread
+    would be killed when that thread ends, so only the main thread (which lives as long as the
+    process) uses it.
+    """
+    return die_with_parent if threading.current_thread() is threading.main_thread() else None
+
+
 def exit_when_orphaned(poll: float = 1.0) -> None:
     """In a worker process: exit at once when the process that started it is gone.
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facelogin.files import open_private, private_dir
-from facelogin.processes import command_line, die_with_parent, pid_alive, stop_pid
+from facelogin.processes import child_guard, command_line, pid_alive, stop_pid
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> 
     try:
         # Private files (umask), and gone with us even when we are killed (die_with_parent).
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                umask=0o077, preexec_fn=die_with_parent)  # fmt: skip
+                                umask=0o077, preexec_fn=child_guard())  # fmt: skip
     finally:
         os.close(out)
     server = NxServer(proc, port, data_dir)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from facelogin.processes import die_with_parent
+from facelogin.processes import child_guard
 from facelogin.settings import TEMPORARY_API_ENV
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class TemporaryServer:
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 - kept open while the server runs
         self.process = subprocess.Popen(
             command, env=env, stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=child_guard(),
         )  # fmt: skip
         deadline = time.monotonic() + self.timeout
         with httpx.Client(timeout=2) as client:

@@ -1,0 +1,78 @@
+"""What a sync refuses before changing anything: a root that vanished, a mass removal (pure checks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facelogin.sync.guard import SyncRefused, check_images_root, check_removals
+
+
+def test_a_root_with_user_folders_passes(tmp_path: Path) -> None:
+    (tmp_path / "Ann").mkdir()
+    check_images_root(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: root.write_bytes(b"x"), "is not a directory"),
+        (lambda root: root.mkdir(), "holds no user folders: if it is a network share, is it mounted?"),
+        (lambda root: (root.mkdir(), (root / ".hidden").mkdir()), "holds no user folders"),
+        (lambda root: (root.mkdir(), (root / "ann_01.jpg").write_bytes(b"x")), "not at one user's folder"),
+    ],
+    ids=["missing", "a-file", "empty", "only-hidden", "one-users-folder"],
+)
+def test_a_root_that_looks_like_a_mistake_is_refused_naming_it(
+    make: object, says: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "images"
+    make(root)  # type: ignore[operator]
+    with pytest.raises(SyncRefused, match=says) as info:
+        check_images_root(root)
+    assert str(root) in str(info.value) and "FACELOGIN_IMAGES" in str(info.value)
+
+
+def test_an_empty_root_is_allowed_only_when_pruning_on_purpose(tmp_path: Path) -> None:
+    check_images_root(tmp_path, allow_empty=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: permissions cannot make it unreadable")
+def test_an_unreadable_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    root.mkdir()
+    root.chmod(0)
+    try:
+        with pytest.raises(SyncRefused, match="cannot be read"):
+            check_images_root(root)
+    finally:
+        root.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("known", "removed", "allow", "prune", "refused"),
+    [
+        (6, [], 0, False, False),
+        (6, ["A"], 0, False, False),  # one user leaving is ordinary
+        (6, ["A", "B"], 0, False, True),  # two of six: more than one and more than 10 %
+        (6, ["A", "B"], 2, False, False),  # confirmed
+        (6, ["A", "B", "C"], 2, False, True),  # confirmed for fewer than would go
+        (6, ["A", "B", "C", "D", "E", "F"], 0, True, False),  # --prune
+        (100, ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"], 0, False, False),  # exactly 10 %
+        (100, [f"U{i}" for i in range(11)], 0, False, True),
+    ],
+)
+def test_mass_removals_need_confirming(
+    known: int, removed: list[str], allow: int, prune: bool, refused: bool
+) -> None:
+    if not refused:
+        check_removals(known, removed, allow, prune)
+        return
+    with pytest.raises(SyncRefused) as info:
+        check_removals(known, removed, allow, prune)
+    message = str(info.value)
+    assert f"remove {len(removed)} of {known} users" in message and removed[0] in message
+    assert f"--allow-removals {len(removed)}" in message and "--prune" in message
