@@ -114,3 +114,68 @@ def test_stale_keys() -> None:
         list(expected_thumbs(A2, SIZES, "thumbs").values())
         + list(expected_thumbs(B1, SIZES, "thumbs").values())
     )
+
+
+def test_thumbnails_sharing_a_key_under_the_old_rule_are_both_redone_under_unique_keys() -> None:
+    """Before: `face.jpg` and `face.png` both had `face.jpg` thumbnails, and one overwrote the other."""
+    jpg, png = photo("Ann", "face.jpg", "s1"), photo("Ann", "face.png", "s2")
+    old = {str(s): f"thumbs/{s}/Ann/face.jpg" for s in SIZES}
+    recorded = {
+        "Ann": {
+            "face.jpg": photo_record(jpg, "encoded", thumbs=old),
+            "face.png": photo_record(png, "encoded", thumbs=old),
+        }
+    }
+
+    plan = plan_sync({"Ann": [jpg, png]}, recorded, SIZES, "thumbs")
+
+    assert plan.todo == [jpg, png] and plan.unchanged == []
+    new = {p.filename: expected_thumbs(p, SIZES, "thumbs") for p in plan.todo}
+    assert new["face.jpg"] == old  # its own key, uploaded again with its own picture
+    assert new["face.png"] == {str(s): f"thumbs/{s}/Ann/face.png.jpg" for s in SIZES}
+    verdicts = {"s1": ("encoded", None), "s2": ("encoded", None)}
+    uploaded = {f"Ann/{name}": keys for name, keys in new.items()}
+    out = collect_outcome({"Ann": [jpg, png]}, plan, recorded, verdicts, uploaded)
+    assert out.stale_keys(recorded) == []  # face.jpg's keys are still in use
+    # The next run finds nothing to do.
+    again = {"Ann": {r["filename"]: r for r in out.records["Ann"]}}
+    assert plan_sync({"Ann": [jpg, png]}, again, SIZES, "thumbs").unchanged == [jpg, png]
+
+
+def test_keys_of_the_old_rule_become_stale_once_redone() -> None:
+    png, jpeg = photo("Ann", "b.png", "s2"), photo("Ann", "c.jpeg", "s3")
+    recorded = {
+        "Ann": {
+            p.filename: photo_record(
+                p, "encoded", thumbs={str(s): f"thumbs/{s}/Ann/{stem}.jpg" for s in SIZES}
+            )
+            for p, stem in ((png, "b"), (jpeg, "c"))
+        }
+    }
+    plan = plan_sync({"Ann": [png, jpeg]}, recorded, SIZES, "thumbs")
+    assert plan.todo == [png, jpeg]
+    uploaded = {p.ref: expected_thumbs(p, SIZES, "thumbs") for p in plan.todo}
+    verdicts = {"s2": ("encoded", None), "s3": ("encoded", None)}
+    out = collect_outcome({"Ann": [png, jpeg]}, plan, recorded, verdicts, uploaded)
+    assert out.stale_keys(recorded) == sorted(f"thumbs/{s}/Ann/{n}.jpg" for s in SIZES for n in "bc")
+
+
+@pytest.mark.parametrize("recorded_first", [False, True])
+def test_a_photo_whose_thumbnail_key_is_taken_is_rejected_naming_the_other(recorded_first: bool) -> None:
+    png, jpg = photo("Ann", "x.png", "s1"), photo("Ann", "x.png.jpg", "s2")
+    recorded = (
+        {"Ann": {"x.png": done(png) | {"thumbs": {"128": "thumbs/128/Ann/x.jpg"}}}} if recorded_first else {}
+    )
+
+    plan = plan_sync({"Ann": [png, jpg]}, recorded, SIZES, "thumbs")
+
+    # The JPEG keeps its own name, so it owns the key, whichever photo came first.
+    assert plan.todo == [jpg]
+    reason = "its thumbnail would overwrite that of x.png.jpg (both named x.png.jpg): rename one of the two"
+    assert plan.clashes == [(png, reason)]
+    out = collect_outcome({"Ann": [png, jpg]}, plan, recorded, {"s2": ("encoded", None)}, {})
+    assert [(r["filename"], r["status"], r["reason"]) for r in out.records["Ann"]] == [
+        ("x.png", "rejected", reason),
+        ("x.png.jpg", "encoded", None),
+    ]
+    assert out.rejected == [{"file": png.path, "reason": reason}]

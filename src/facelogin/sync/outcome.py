@@ -142,13 +142,14 @@ def collect_outcome(
 
     `verdicts` maps a content hash to (status, reason); `uploaded` maps a photo ref to the
     thumbnail keys now in the store. An encoded photo whose upload failed is recorded with
-    no thumbnails, so the next run tries it again.
+    no thumbnails, so the next run tries it again. A photo refused for a thumbnail key clash
+    is recorded as rejected, with the reason naming the other photo.
     """
     records: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
     rejected: list[dict[str, str]] = []
     for photo in plan.unchanged:
         records[photo.username].append(recorded[photo.username][photo.filename])
-    for photo, reason in plan.kept_rejected:
+    for photo, reason in plan.kept_rejected + plan.clashes:
         records[photo.username].append(photo_record(photo, REJECTED, reason))
         rejected.append({"file": photo.path, "reason": reason})
     for photo in plan.todo:

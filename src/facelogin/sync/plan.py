@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from facelogin.faces import ENCODED, REJECTED
-from facelogin.naming import thumb_key
+from facelogin.naming import thumb_key, thumb_name
 from facelogin.sync.discover import Photo
 
 
@@ -18,10 +19,14 @@ def expected_thumbs(photo: Photo, sizes: list[int], prefix: str) -> dict[str, st
 
 @dataclass
 class Plan:
+    """What the sync does with each photo."""
+
     todo: list[Photo] = field(default_factory=list)
     unchanged: list[Photo] = field(default_factory=list)
     kept_rejected: list[tuple[Photo, str]] = field(default_factory=list)
     removed_users: list[str] = field(default_factory=list)
+    # Photos refused because another photo of the folder owns their thumbnail key (reason names it).
+    clashes: list[tuple[Photo, str]] = field(default_factory=list)
 
 
 def plan_sync(
@@ -35,15 +40,24 @@ def plan_sync(
 
     A photo is done when the catalog holds its sha256 with status encoded and the thumbnail
     keys this configuration asks for, or with status rejected (same bytes, same verdict).
+    Thumbnails are redone when their recorded keys differ (a new naming rule: the old keys
+    become stale) or when another recorded photo shares one of them (one overwrote the other).
+    A photo whose thumbnail key another photo of its folder owns is refused (`clashes`).
     """
     plan = Plan(removed_users=sorted(set(recorded) - set(users)))
     for username, photos in users.items():
         seen = recorded.get(username, {})
+        wanted = {p.filename: expected_thumbs(p, sizes, prefix) for p in photos}
+        _owners(photos, wanted, plan.clashes)
+        shared = _shared_keys(seen.values())
+        clashing = {photo.filename for photo, _ in plan.clashes if photo.username == username}
         for photo in photos:
+            if photo.filename in clashing:
+                continue
             rec = seen.get(photo.filename)
             same = not full and rec is not None and rec.get("sha256") == photo.sha256
             if same and rec is not None and rec.get("status") == ENCODED:
-                if rec.get("thumbs") == expected_thumbs(photo, sizes, prefix):
+                if rec.get("thumbs") == wanted[photo.filename] and not set(_keys(rec)) & shared:
                     plan.unchanged.append(photo)
                     continue
             elif same and rec is not None and rec.get("status") == REJECTED:
@@ -51,6 +65,41 @@ def plan_sync(
                 continue
             plan.todo.append(photo)
     return plan
+
+
+def _keys(record: dict[str, Any]) -> list[str]:
+    return list((record.get("thumbs") or {}).values())
+
+
+def _shared_keys(records: Iterable[dict[str, Any]]) -> set[str]:
+    """Thumbnail keys recorded for more than one photo: whichever was uploaded last is in the store."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for rec in records:
+        for key in set(_keys(rec)):
+            (shared if key in seen else seen).add(key)
+    return shared
+
+
+def _owners(
+    photos: list[Photo], wanted: dict[str, dict[str, str]], clashes: list[tuple[Photo, str]]
+) -> dict[str, str]:
+    """Thumbnail key -> the photo that gets it; a photo whose key is taken goes to `clashes`.
+
+    A JPEG keeps its own name as its thumbnail's name, so it owns that key before any photo
+    whose name had `.jpg` added (`x.png.jpg` wins over `x.png`), whatever came first.
+    """
+    owner: dict[str, str] = {}
+    for photo in sorted(photos, key=lambda p: (thumb_name(p.filename) != p.filename, p.filename)):
+        keys = list(wanted[photo.filename].values())
+        other = next((owner[k] for k in keys if k in owner), None)
+        if other is not None:
+            name = thumb_name(photo.filename)
+            reason = f"its thumbnail would overwrite that of {other} (both named {name})"
+            clashes.append((photo, f"{reason}: rename one of the two"))
+            continue
+        owner.update(dict.fromkeys(keys, photo.filename))
+    return owner
 
 
 def batches(photos: list[Photo], workers: int) -> list[list[Photo]]:
