@@ -179,3 +179,18 @@ def test_a_photo_whose_thumbnail_key_is_taken_is_rejected_naming_the_other(recor
         ("x.png.jpg", "encoded", None),
     ]
     assert out.rejected == [{"file": png.path, "reason": reason}]
+
+
+@pytest.mark.parametrize(
+    ("reason", "retried"),
+    [
+        ("no face found", False),
+        ("cannot decode image: image file is truncated", False),
+        ("cannot be read (Permission denied)", True),
+        ("encoding failed: worker process died", True),
+    ],
+)
+def test_a_rejection_that_was_a_failure_is_tried_again(reason: str, retried: bool) -> None:
+    recorded = {"Ann": {"a1.jpg": photo_record(A1, "rejected", reason)}}
+    plan = plan_sync({"Ann": [A1]}, recorded, SIZES, "thumbs")
+    assert (plan.todo, plan.kept_rejected) == (([A1], []) if retried else ([], [(A1, reason)]))

@@ -8,8 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facelogin.faces import ENCODED, REJECTED
+from facelogin.imaging import CANNOT_READ
 from facelogin.naming import thumb_key, thumb_name
 from facelogin.sync.discover import Photo
+
+# Reason prefixes of rejections that were failures, not verdicts: `encoding failed` is how the
+# encode stage names a batch whose worker failed outright.
+RETRIED = (CANNOT_READ, "encoding failed")
 
 
 def expected_thumbs(photo: Photo, sizes: list[int], prefix: str) -> dict[str, str]:
@@ -39,10 +44,11 @@ def plan_sync(
     """Split photos into those to (re)process and those already done for this exact content.
 
     A photo is done when the catalog holds its sha256 with status encoded and the thumbnail
-    keys this configuration asks for, or with status rejected (same bytes, same verdict).
-    Thumbnails are redone when their recorded keys differ (a new naming rule: the old keys
-    become stale) or when another recorded photo shares one of them (one overwrote the other).
-    A photo whose thumbnail key another photo of its folder owns is refused (`clashes`).
+    keys this configuration asks for, or with status rejected (same bytes, same verdict) unless
+    the rejection was a failure to read or encode it. Thumbnails are redone when their recorded
+    keys differ (a new naming rule: the old keys become stale) or when another recorded photo
+    shares one of them (one overwrote the other). A photo whose thumbnail key another photo of
+    its folder owns is refused (`clashes`).
     """
     plan = Plan(removed_users=sorted(set(recorded) - set(users)))
     for username, photos in users.items():
@@ -60,11 +66,16 @@ def plan_sync(
                 if rec.get("thumbs") == wanted[photo.filename] and not set(_keys(rec)) & shared:
                     plan.unchanged.append(photo)
                     continue
-            elif same and rec is not None and rec.get("status") == REJECTED:
+            elif same and rec is not None and rec.get("status") == REJECTED and not _failed(rec):
                 plan.kept_rejected.append((photo, str(rec.get("reason") or "rejected")))
                 continue
             plan.todo.append(photo)
     return plan
+
+
+def _failed(record: dict[str, Any]) -> bool:
+    """A rejection that says nothing about the photo (it could not be read, its worker died): try again."""
+    return str(record.get("reason") or "").startswith(RETRIED)
 
 
 def _keys(record: dict[str, Any]) -> list[str]:
