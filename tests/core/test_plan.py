@@ -181,6 +181,53 @@ def test_a_photo_whose_thumbnail_key_is_taken_is_rejected_naming_the_other(recor
     assert out.rejected == [{"file": png.path, "reason": reason}]
 
 
+def test_unreadable_users_and_photos_are_held_as_recorded_not_removed() -> None:
+    a3 = photo("Ann", "a3.jpg", "s9")
+    recorded = {
+        "Ann": {"a1.jpg": done(A1), "a3.jpg": done(a3)},
+        "Bob": {"b1.jpg": done(B1)},
+        "Gone": {"g.jpg": done(photo("Gone", "g.jpg", "s5"))},
+    }
+    users = {"Ann": [A1]}  # a3.jpg and Bob/ are there but could not be read; Gone/ is gone
+
+    plan = plan_sync(users, recorded, SIZES, "thumbs", unreadable_users={"Bob", "New"},
+                     unreadable_photos={"Ann/a3.jpg", "Ann/never.jpg"})  # fmt: skip
+
+    assert plan.removed_users == ["Gone"]
+    assert plan.held_users == ["Bob"]
+    assert plan.held == {"Bob": [done(B1)], "Ann": [done(a3)]}
+    assert plan.unchanged == [A1] and plan.todo == []
+    out = collect_outcome(users, plan, recorded, {}, {})
+    assert out.records == {"Ann": [done(A1), done(a3)], "Bob": [done(B1)]}
+    assert out.held_users == {"Bob"}
+    assert [d["username"] for d in out.documents({}, lambda k: None)] == ["Ann"]  # Bob's stays as it is
+    assert out.profiles({}, lambda k: None)["Bob"]["photo"] == "b1.jpg"  # still in the bundle
+    assert out.encoded_shas == ["s1", "s3", "s9"]  # their encodings are kept
+    assert out.stale_keys(recorded) == sorted(
+        expected_thumbs(photo("Gone", "g.jpg", "s5"), SIZES, "thumbs").values()
+    )
+
+
+def test_without_the_unreadable_sets_a_missing_user_is_removed() -> None:
+    """What the flow did before it passed the discovery's unreadable sets (and must not do since)."""
+    plan = plan_sync(
+        {"Ann": [A1]}, {"Ann": {"a1.jpg": done(A1)}, "Bob": {"b1.jpg": done(B1)}}, SIZES, "thumbs"
+    )
+    assert plan.removed_users == ["Bob"] and plan.held == {}
+
+
+def test_a_held_record_whose_key_a_readable_photo_now_uses_loses_its_thumbnails() -> None:
+    """Old rule: face.png's thumbnails were at face.jpg; face.png is unreadable, face.jpg is redone there."""
+    jpg, png = photo("Ann", "face.jpg", "s1"), photo("Ann", "face.png", "s2")
+    old = {str(s): f"thumbs/{s}/Ann/face.jpg" for s in SIZES}
+    recorded = {"Ann": {"face.jpg": done(jpg), "face.png": photo_record(png, "encoded", thumbs=old)}}
+
+    plan = plan_sync({"Ann": [jpg]}, recorded, SIZES, "thumbs", unreadable_photos={"Ann/face.png"})
+
+    assert plan.todo == [jpg]  # its thumbnail in the store may show face.png
+    assert plan.held == {"Ann": [photo_record(png, "encoded", thumbs={})]}  # redone once readable
+
+
 @pytest.mark.parametrize(
     ("reason", "retried"),
     [

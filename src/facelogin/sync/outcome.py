@@ -94,17 +94,30 @@ def stale_keys(
 
 @dataclass
 class Outcome:
-    """Every current photo's record per user, and what was rejected (file + reason)."""
+    """Every current photo's record per user, and what was rejected (file + reason).
+
+    `records` also holds what was kept as it was for folders and photos that could not be read,
+    so their encodings stay in the bundle and their thumbnails are not stale; the users in
+    `held_users` (whose folder could not be read at all) get no new document.
+    """
 
     records: dict[str, list[dict[str, Any]]]
     rejected: list[dict[str, str]]
+    held_users: frozenset[str] = frozenset()
 
     @property
     def encoded_shas(self) -> list[str]:
         return sorted({r["sha256"] for recs in self.records.values() for r in recs if r["status"] == ENCODED})
 
     def documents(self, preferred: dict[str, str], stable_url: StableUrl) -> list[dict[str, Any]]:
-        """One MongoDB document per user; `stable_url` gives the URL of a key that can be stored."""
+        """One MongoDB document per user to write; `stable_url` gives the URL of a key that can be stored.
+
+        No document for the users in `held_users`: their document stays as it is.
+        """
+        docs = self._documents(preferred, stable_url)
+        return [doc for doc in docs if doc["username"] not in self.held_users]
+
+    def _documents(self, preferred: dict[str, str], stable_url: StableUrl) -> list[dict[str, Any]]:
         return [
             user_document(
                 user,
@@ -121,7 +134,7 @@ class Outcome:
 
     def profiles(self, preferred: dict[str, str], stable_url: StableUrl) -> dict[str, dict[str, Any] | None]:
         """username -> profile image (photo, keys, stable URLs) as the user documents hold it."""
-        return {doc["username"]: doc["profile_image"] for doc in self.documents(preferred, stable_url)}
+        return {doc["username"]: doc["profile_image"] for doc in self._documents(preferred, stable_url)}
 
     def bundle_encodings(self, stored: dict[str, list[float]]) -> dict[str, list[list[float]]]:
         """username -> the encodings of their encoded photos, from `stored` (content hash -> encoding)."""
@@ -138,15 +151,18 @@ def collect_outcome(
     verdicts: dict[str, tuple[str, str | None]],
     uploaded: dict[str, dict[str, str]],
 ) -> Outcome:
-    """Merge unchanged records with this run's results.
+    """Merge unchanged and held records with this run's results.
 
     `verdicts` maps a content hash to (status, reason); `uploaded` maps a photo ref to the
     thumbnail keys now in the store. An encoded photo whose upload failed is recorded with
     no thumbnails, so the next run tries it again. A photo refused for a thumbnail key clash
-    is recorded as rejected, with the reason naming the other photo.
+    is recorded as rejected, with the reason naming the other photo. Records the plan holds
+    (unreadable folders and photos) are carried over as they were.
     """
     records: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
     rejected: list[dict[str, str]] = []
+    for user, held in plan.held.items():
+        records.setdefault(user, []).extend(held)
     for photo in plan.unchanged:
         records[photo.username].append(recorded[photo.username][photo.filename])
     for photo, reason in plan.kept_rejected + plan.clashes:
@@ -161,7 +177,7 @@ def collect_outcome(
             records[photo.username].append(photo_record(photo, ENCODED, thumbs=uploaded.get(photo.ref, {})))
     for recs in records.values():
         recs.sort(key=lambda r: r["filename"])
-    return Outcome(records, rejected)
+    return Outcome(dict(sorted(records.items())), rejected, frozenset(plan.held_users))
 
 
 def user_rows(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ def expected_thumbs(photo: Photo, sizes: list[int], prefix: str) -> dict[str, st
 
 @dataclass
 class Plan:
-    """What the sync does with each photo."""
+    """What the sync does with each photo, and with what was recorded for photos it cannot see."""
 
     todo: list[Photo] = field(default_factory=list)
     unchanged: list[Photo] = field(default_factory=list)
@@ -32,6 +32,11 @@ class Plan:
     removed_users: list[str] = field(default_factory=list)
     # Photos refused because another photo of the folder owns their thumbnail key (reason names it).
     clashes: list[tuple[Photo, str]] = field(default_factory=list)
+    # username -> recorded photo records kept as they were, because the photo (or the whole
+    # folder) is there but could not be read; their thumbnails and encodings stay.
+    held: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Users whose folder could not be read at all: their catalog document is left untouched.
+    held_users: list[str] = field(default_factory=list)
 
 
 def plan_sync(
@@ -40,6 +45,9 @@ def plan_sync(
     sizes: list[int],
     prefix: str,
     full: bool = False,
+    *,
+    unreadable_users: Collection[str] = (),
+    unreadable_photos: Collection[str] = (),
 ) -> Plan:
     """Split photos into those to (re)process and those already done for this exact content.
 
@@ -49,12 +57,25 @@ def plan_sync(
     keys differ (a new naming rule: the old keys become stale) or when another recorded photo
     shares one of them (one overwrote the other). A photo whose thumbnail key another photo of
     its folder owns is refused (`clashes`).
+
+    `unreadable_users` and `unreadable_photos` (photo refs) come from the discovery: what was
+    recorded for them is held as it was, never removed on the strength of a read error.
     """
-    plan = Plan(removed_users=sorted(set(recorded) - set(users)))
+    plan = Plan(removed_users=sorted(set(recorded) - set(users) - set(unreadable_users)))
+    for username in sorted(set(unreadable_users) & set(recorded) - set(users)):
+        plan.held_users.append(username)
+        plan.held[username] = [recorded[username][name] for name in sorted(recorded[username])]
     for username, photos in users.items():
         seen = recorded.get(username, {})
         wanted = {p.filename: expected_thumbs(p, sizes, prefix) for p in photos}
-        _owners(photos, wanted, plan.clashes)
+        taken = _owners(photos, wanted, plan.clashes)
+        on_disk = set(wanted)
+        for name in sorted(seen):
+            if f"{username}/{name}" in unreadable_photos and name not in on_disk:
+                kept = seen[name]
+                if set(_keys(kept)) & set(taken):  # a current photo's thumbnail goes there now
+                    kept = {**kept, "thumbs": {}}
+                plan.held.setdefault(username, []).append(kept)
         shared = _shared_keys(seen.values())
         clashing = {photo.filename for photo, _ in plan.clashes if photo.username == username}
         for photo in photos:
