@@ -6,8 +6,8 @@ import os
 import pwd
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ def shared_tmp() -> Iterator[Path]:
 
 
 @contextmanager
-def unprivileged() -> Iterator[None]:
+def _unprivileged() -> Iterator[None]:
     """The body runs with an ordinary user's rights, so that chmod 000 really denies reading.
 
     Root reads everything whatever the mode (and CI runs as root): as root, the effective user
@@ -49,3 +49,9 @@ def unprivileged() -> Iterator[None]:
         yield
     finally:
         os.seteuid(0)
+
+
+@pytest.fixture
+def unprivileged() -> Callable[[], AbstractContextManager[None]]:
+    """`with unprivileged():` runs its body with an ordinary user's rights (see _unprivileged)."""
+    return _unprivileged

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from PIL import Image
 from facelogin.imaging import MAX_PIXELS, PhotoError, make_thumbnails, open_photo, to_rgb
 
 EXIF_ORIENTATION = 0x0112
+
+Unprivileged = Callable[[], AbstractContextManager[None]]  # the fixture of tests/core/conftest.py
 
 
 def save(im: Image.Image, path: Path, **kw: object) -> Path:
@@ -399,9 +403,10 @@ def test_heic_support_is_loaded_only_when_a_heic_file_comes(heic_face: Path, fac
     assert json.loads(done.stdout) == [False, False, True]
 
 
-def test_a_photo_that_cannot_be_read_is_a_read_failure_not_a_verdict(shared_tmp: Path) -> None:
+def test_a_photo_that_cannot_be_read_is_a_read_failure_not_a_verdict(
+    shared_tmp: Path, unprivileged: Unprivileged
+) -> None:
     """Its reason starts with `cannot be read`, which the plan retries instead of keeping it rejected."""
-    from tests.core.conftest import unprivileged
 
     path = save(Image.new("RGB", (20, 10)), shared_tmp / "secret.jpg")
     path.chmod(0)
