@@ -169,3 +169,25 @@ def test_a_folder_or_photo_that_cannot_be_read_keeps_what_was_synced(tmp_path: P
     found, run, outcome = run_once(root, as_recorded(outcome, recorded))
     assert found.rejected == [] and run.plan.todo == [] and run.plan.held == {}
     assert {u: len(r) for u, r in outcome.records.items()} == {"Ann": 2, "Bob": 1}
+
+
+def test_a_photo_this_run_could_not_read_keeps_its_previous_record() -> None:
+    """Read when discovered, unreadable when decoded (a disk error, permissions changed meanwhile)."""
+    before = {"Bob": {"b1.jpg": photo_record(photo("Bob", "b1.jpg", "old"), ENCODED,
+                                             thumbs={"128": "thumbs/128/Bob/b1.jpg"})}}  # fmt: skip
+    run = started(before)
+    failure = "cannot be read (Input/output error)"
+    run.add_encodings({"s1": encoded(0.1), "s2": encoded(0.2), "s3": FaceResult(REJECTED, reason=failure),
+                       "s4": FaceResult(REJECTED, reason=failure)})  # fmt: skip
+
+    outcome = run.outcome(USERS, before)
+
+    bob = {r["filename"]: r for r in outcome.records["Bob"]}
+    assert bob["b1.jpg"] == before["Bob"]["b1.jpg"]  # still encoded, its thumbnails still in use
+    assert bob["b2.jpg"]["status"] == REJECTED  # nothing synced before: rejected, retried next run
+    assert outcome.stale_keys(before) == []
+    assert {
+        "file": BOB1.path,
+        "reason": f"{failure}: what was synced from it is kept as it was",
+    } in outcome.rejected
+    assert plan_sync({"Bob": [BOB1, BOB2]}, {"Bob": bob}, SIZES, PREFIX).todo == [BOB1, BOB2]

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facelogin.faces import ENCODED, REJECTED, FaceResult
-from facelogin.sync.discover import Discovery, Photo
-from facelogin.sync.plan import Plan, expected_thumbs
+from facelogin.sync.discover import KEPT, Discovery, Photo
+from facelogin.sync.plan import Plan, expected_thumbs, is_failure
 
 Recorded = dict[str, dict[str, dict[str, Any]]]  # username -> filename -> photo record
 StableUrl = Callable[[str], "str | None"]
@@ -157,7 +157,8 @@ def collect_outcome(
     thumbnail keys now in the store. An encoded photo whose upload failed is recorded with
     no thumbnails, so the next run tries it again. A photo refused for a thumbnail key clash
     is recorded as rejected, with the reason naming the other photo. Records the plan holds
-    (unreadable folders and photos) are carried over as they were.
+    (unreadable folders and photos) are carried over as they were, and so is the record of a
+    photo this run failed to read (the plan tries it again next run).
     """
     records: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
     rejected: list[dict[str, str]] = []
@@ -170,7 +171,11 @@ def collect_outcome(
         rejected.append({"file": photo.path, "reason": reason})
     for photo in plan.todo:
         status, why = verdicts[photo.sha256]
-        if status == REJECTED:
+        before = recorded.get(photo.username, {}).get(photo.filename)
+        if status == REJECTED and is_failure(why) and before is not None:
+            records[photo.username].append(before)  # a read failure is no verdict: keep what was synced
+            rejected.append({"file": photo.path, "reason": f"{why}: {KEPT}"})
+        elif status == REJECTED:
             records[photo.username].append(photo_record(photo, REJECTED, why))
             rejected.append({"file": photo.path, "reason": str(why)})
         else:

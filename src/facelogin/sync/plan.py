@@ -82,21 +82,21 @@ def plan_sync(
             if photo.filename in clashing:
                 continue
             rec = seen.get(photo.filename)
-            same = not full and rec is not None and rec.get("sha256") == photo.sha256
-            if same and rec is not None and rec.get("status") == ENCODED:
-                if rec.get("thumbs") == wanted[photo.filename] and not set(_keys(rec)) & shared:
+            if rec is not None and not full and rec.get("sha256") == photo.sha256:
+                status, thumbs = rec.get("status"), rec.get("thumbs")
+                if status == ENCODED and thumbs == wanted[photo.filename] and not set(_keys(rec)) & shared:
                     plan.unchanged.append(photo)
                     continue
-            elif same and rec is not None and rec.get("status") == REJECTED and not _failed(rec):
-                plan.kept_rejected.append((photo, str(rec.get("reason") or "rejected")))
-                continue
+                if status == REJECTED and not is_failure(rec.get("reason")):
+                    plan.kept_rejected.append((photo, str(rec.get("reason") or "rejected")))
+                    continue
             plan.todo.append(photo)
     return plan
 
 
-def _failed(record: dict[str, Any]) -> bool:
-    """A rejection that says nothing about the photo (it could not be read, its worker died): try again."""
-    return str(record.get("reason") or "").startswith(RETRIED)
+def is_failure(reason: str | None) -> bool:
+    """Whether a rejection says nothing about the photo (it could not be read, its worker died)."""
+    return str(reason or "").startswith(RETRIED)
 
 
 def _keys(record: dict[str, Any]) -> list[str]:
