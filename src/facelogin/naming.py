@@ -5,13 +5,39 @@ from __future__ import annotations
 import unicodedata
 from pathlib import PurePosixPath
 
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"})
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2")
+# Image formats people's photos come in that facelogin does not decode: named in the reason.
+UNSUPPORTED_FORMATS = {
+    ".gif": "GIF",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".avif": "AVIF",
+    ".jxl": "JPEG XL",
+    ".psd": "Photoshop (PSD)",
+    ".svg": "SVG",
+    **{s: f"camera RAW ({s[1:].upper()})" for s in RAW_SUFFIXES},
+}
+SUPPORTED = "JPEG, PNG, WebP and HEIC"
 MAX_NAME_LENGTH = 128
 
 
 def is_photo_name(name: str) -> bool:
     """True for a visible file with a photo suffix (case-insensitive)."""
     return not name.startswith(".") and PurePosixPath(name).suffix.lower() in PHOTO_SUFFIXES
+
+
+def format_problem(name: str) -> str | None:
+    """Why a file called `name` is not a photo facelogin syncs, or None when its suffix is one it does."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in PHOTO_SUFFIXES:
+        return None
+    if suffix in UNSUPPORTED_FORMATS:
+        return f"{UNSUPPORTED_FORMATS[suffix]} is not supported: save it as JPEG or PNG"
+    kind = f"a {suffix} file" if suffix else "a file without a suffix"
+    return f"not a photo ({kind}): only {SUPPORTED} photos are synced"
 
 
 def name_problem(name: str, what: str = "username") -> str | None:
@@ -36,7 +62,15 @@ def join_key(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
+def thumb_name(filename: str) -> str:
+    """File name of a photo's thumbnails: its own name for a JPEG, else the name plus `.jpg`.
+
+    Distinct names give distinct thumbnails (`face.jpg` and `face.png` no longer share one);
+    the only clash left is a real `face.png.jpg` beside `face.png`, which the plan refuses.
+    """
+    return filename if PurePosixPath(filename).suffix.lower() in JPEG_SUFFIXES else f"{filename}.jpg"
+
+
 def thumb_key(prefix: str, size: int, username: str, filename: str) -> str:
-    """Key of one thumbnail: <prefix>/<size>/<User>/<stem>.jpg, keeping the original layout."""
-    stem = PurePosixPath(filename).stem
-    return join_key(prefix, str(size), username, f"{stem}.jpg")
+    """Key of one thumbnail: <prefix>/<size>/<User>/<thumb_name(filename)>."""
+    return join_key(prefix, str(size), username, thumb_name(filename))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from facelogin.faces import ENCODED, REJECTED, FaceResult
-from facelogin.sync.discover import Discovery, Photo, Rejection
-from facelogin.sync.outcome import RunResults, photo_record, summarize
+from facelogin.sync.discover import Discovery, Photo, Rejection, discover_photos
+from facelogin.sync.outcome import Outcome, RunResults, photo_record, summarize
 from facelogin.sync.plan import expected_thumbs, plan_sync
 
 SIZES, PREFIX = [128, 256], "thumbs"
@@ -105,3 +108,87 @@ def test_summary_counts_what_the_run_did() -> None:
         {"file": "/img/notes.jpg", "reason": "photo directly under the images root"}
     ]
     assert [row["user"] for row in summary["per_user"]] == ["Ann", "Bob"]
+
+
+def run_once(root: Path, recorded: dict) -> tuple[Discovery, RunResults, Outcome]:  # type: ignore[type-arg]
+    """Discovery, plan and merge as the flow chains them, every photo encoded and uploaded."""
+    found = discover_photos(root)
+    plan = plan_sync(found.users, recorded, SIZES, PREFIX, unreadable_users=found.unreadable_users,
+                     unreadable_photos=found.unreadable_photos)  # fmt: skip
+    run = RunResults.for_plan(plan, SIZES, PREFIX)
+    run.add_encodings({sha: encoded(0.5) for sha in run.shas_to_encode()})
+    for user, jobs in run.thumbnail_jobs().items():
+        run.add_thumbnails(user, dict.fromkeys(jobs), None)
+        run.add_upload(user, None)
+    return found, run, run.outcome(found.users, recorded)
+
+
+def as_recorded(outcome: Outcome, before: dict) -> dict:  # type: ignore[type-arg]
+    """What the catalog holds after upserting the outcome's documents (held users keep theirs)."""
+    after = {u: r for u, r in before.items() if u in outcome.held_users}
+    for doc in outcome.documents({}, lambda k: None):
+        after[doc["username"]] = {p["filename"]: p for p in doc["photos"]}
+    return after
+
+
+def test_a_folder_or_photo_that_cannot_be_read_keeps_what_was_synced(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    for ref in ("Ann/a1.jpg", "Ann/a2.png", "Bob/b1.jpg", "Cid/c1.jpg"):
+        (root / ref).parent.mkdir(parents=True, exist_ok=True)
+        (root / ref).write_bytes(ref.encode())
+    _, _, first = run_once(root, {})
+    recorded = as_recorded(first, {})
+    assert sorted(recorded) == ["Ann", "Bob", "Cid"]
+
+    # Bob's folder turns into a link loop, Ann's a2.png into a dangling link, Cid's folder goes.
+    (root / "Bob").rename(tmp_path / "Bob")
+    (root / "Bob").symlink_to("Bob")
+    (root / "Ann" / "a2.png").unlink()
+    (root / "Ann" / "a2.png").symlink_to(root / "Ann" / "moved-away.png")
+    shutil.rmtree(root / "Cid")
+    found, run, outcome = run_once(root, recorded)
+
+    assert found.unreadable_users == {"Bob"} and found.unreadable_photos == {"Ann/a2.png"}
+    assert run.plan.removed_users == ["Cid"]
+    assert [d["username"] for d in outcome.documents({}, lambda k: None)] == ["Ann"]
+    assert {r["filename"] for r in outcome.records["Ann"]} == {"a1.jpg", "a2.png"}
+    assert outcome.records["Bob"] == list(recorded["Bob"].values())
+    assert set(outcome.bundle_encodings({s: [0.5] * 128 for s in outcome.encoded_shas})) == {"Ann", "Bob"}
+    cid_keys = sorted(recorded["Cid"]["c1.jpg"]["thumbs"].values())
+    assert outcome.stale_keys(recorded) == cid_keys  # Bob's and a2's thumbnails stay
+    summary = summarize(found, run, outcome, upserted=1, removed_users=1, deleted_objects=2, store="s3://b",
+                        bundle={}, seconds={})  # fmt: skip
+    reasons = {Path(r["file"]).name: r["reason"] for r in summary["rejected"]}
+    assert reasons["Bob"].startswith("cannot be read (symbolic link loop)")
+    assert reasons["a2.png"].startswith("cannot be read (broken symbolic link)")
+
+    # Readable again: synced as usual, nothing was lost in between.
+    (root / "Bob").unlink()
+    (tmp_path / "Bob").rename(root / "Bob")
+    (root / "Ann" / "a2.png").unlink()
+    (root / "Ann" / "a2.png").write_bytes(b"Ann/a2.png")
+    found, run, outcome = run_once(root, as_recorded(outcome, recorded))
+    assert found.rejected == [] and run.plan.todo == [] and run.plan.held == {}
+    assert {u: len(r) for u, r in outcome.records.items()} == {"Ann": 2, "Bob": 1}
+
+
+def test_a_photo_this_run_could_not_read_keeps_its_previous_record() -> None:
+    """Read when discovered, unreadable when decoded (a disk error, permissions changed meanwhile)."""
+    before = {"Bob": {"b1.jpg": photo_record(photo("Bob", "b1.jpg", "old"), ENCODED,
+                                             thumbs={"128": "thumbs/128/Bob/b1.jpg"})}}  # fmt: skip
+    run = started(before)
+    failure = "cannot be read (Input/output error)"
+    run.add_encodings({"s1": encoded(0.1), "s2": encoded(0.2), "s3": FaceResult(REJECTED, reason=failure),
+                       "s4": FaceResult(REJECTED, reason=failure)})  # fmt: skip
+
+    outcome = run.outcome(USERS, before)
+
+    bob = {r["filename"]: r for r in outcome.records["Bob"]}
+    assert bob["b1.jpg"] == before["Bob"]["b1.jpg"]  # still encoded, its thumbnails still in use
+    assert bob["b2.jpg"]["status"] == REJECTED  # nothing synced before: rejected, retried next run
+    assert outcome.stale_keys(before) == []
+    assert {
+        "file": BOB1.path,
+        "reason": f"{failure}: what was synced from it is kept as it was",
+    } in outcome.rejected
+    assert plan_sync({"Bob": [BOB1, BOB2]}, {"Bob": bob}, SIZES, PREFIX).todo == [BOB1, BOB2]

@@ -1,18 +1,28 @@
-"""Find the users and photos under an images root, with a reason for everything left out."""
+"""Find the users and photos under an images root, with a reason for everything left out.
+
+Every visible file that is not synced gets a reason: unsupported formats, non-photos, files in
+sub-folders, special files (never opened), unsafe names, links that leave the root. Hidden
+entries (`.DS_Store`, `.git`) are skipped silently. A folder or photo that is there but cannot be
+read is listed apart (`unreadable_users`, `unreadable_photos`), so that the plan keeps what was
+synced from it instead of removing it on the strength of a read error.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facelogin.naming import is_photo_name, name_problem
+from facelogin.imaging import PhotoError, file_kind, open_regular
+from facelogin.naming import format_problem, is_photo_name, name_problem
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+KEPT = "what was synced from it is kept as it was"
 
 
 @dataclass(frozen=True)
@@ -40,36 +50,57 @@ class Rejection:
 
 @dataclass
 class Discovery:
+    """What is on disk: each user's photos, what is left out and why, and what could not be read."""
+
     users: dict[str, list[Photo]] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
+    # User folders that are there but could not be listed (permissions, a link loop, a broken
+    # link): not in `users`, and not removed either.
+    unreadable_users: set[str] = field(default_factory=set)
+    # Refs (`User/file.jpg`) of photos in a readable folder that could not be read.
+    unreadable_photos: set[str] = field(default_factory=set)
 
     @property
     def photos(self) -> list[Photo]:
         return [p for photos in self.users.values() for p in photos]
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: Path) -> tuple[str, int]:
+    """sha256 and size of a regular file's content (PhotoError for a pipe or device, never opened)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    size = 0
+    with open_regular(path) as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
+    """Whether `path`, links followed as far as they go, stays under `root`."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+def _why(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return "broken symbolic link"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def _unreadable(exc: OSError, path: Path) -> str:
+    return f"cannot be read ({_why(exc, path)}): {KEPT}"
 
 
 def discover_photos(root: Path) -> Discovery:
     """Every user folder directly under `root` and its photos, sorted by name.
 
-    Hidden entries are skipped silently; unsafe names, links that leave the root and
-    unreadable files are rejected with a reason. A user folder with no photo is still a
-    user (with no photos), so that removing the last photo removes it everywhere.
+    A user folder with no photo is still a user (with no photos), so that removing the last
+    photo removes it everywhere. The root itself must be readable (OSError otherwise): with
+    nothing listed, no user could be told apart from a removed one.
     """
     root = Path(root)
     if not root.is_dir():
@@ -82,40 +113,110 @@ def discover_photos(root: Path) -> Discovery:
         if not _inside(entry, real_root):
             found.rejected.append(Rejection(str(entry), "symbolic link leaves the images root"))
             continue
-        if not entry.is_dir():
-            if is_photo_name(entry.name):
-                found.rejected.append(
-                    Rejection(str(entry), "photo directly under the images root: put it in a user folder")
-                )
+        if entry.is_symlink() and os.path.realpath(entry) == str(real_root):
+            found.rejected.append(Rejection(str(entry), "symbolic link to the images root itself"))
+            continue
+        try:
+            kind = file_kind(entry.stat().st_mode)
+        except OSError as exc:
+            _reject_unreadable_user(found, entry, exc)
+            continue
+        if kind is None:
+            reason = (
+                "photo directly under the images root: put it in a user folder"
+                if is_photo_name(entry.name)
+                else "file directly under the images root: only user folders are synced"
+            )
+            found.rejected.append(Rejection(str(entry), reason))
+            continue
+        if kind != "folder":
+            found.rejected.append(Rejection(str(entry), f"not a folder ({kind}): not read"))
             continue
         if problem := name_problem(entry.name):
             found.rejected.append(Rejection(str(entry), problem))
             continue
-        found.users[entry.name] = _user_photos(entry, real_root, found.rejected)
+        try:
+            found.users[entry.name] = _user_photos(entry, real_root, found)
+        except OSError as exc:
+            _reject_unreadable_user(found, entry, exc)
     return found
 
 
-def _user_photos(folder: Path, real_root: Path, rejected: list[Rejection]) -> list[Photo]:
+def _reject_unreadable_user(found: Discovery, folder: Path, exc: OSError) -> None:
+    if problem := name_problem(folder.name):
+        found.rejected.append(Rejection(str(folder), problem))
+        return
+    log.warning("user folder %s cannot be read: %s", folder, exc)
+    found.rejected.append(Rejection(str(folder), _unreadable(exc, folder)))
+    found.unreadable_users.add(folder.name)
+
+
+def _user_photos(folder: Path, real_root: Path, found: Discovery) -> list[Photo]:
+    """The photos of one user folder; OSError when the folder itself cannot be listed."""
+    user = folder.name
     photos = []
-    for path in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not is_photo_name(path.name):
-            continue
-        if path.is_symlink() and not path.exists():
-            rejected.append(Rejection(str(path), "broken symbolic link"))
+    entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    for path in entries:
+        if path.name.startswith("."):
             continue
         if not _inside(path, real_root):
-            rejected.append(Rejection(str(path), "symbolic link leaves the images root"))
-            continue
-        if problem := name_problem(path.name, "file name"):
-            rejected.append(Rejection(str(path), problem))
+            found.rejected.append(Rejection(str(path), "symbolic link leaves the images root"))
             continue
         try:
-            if not path.is_file():
-                continue
-            size = path.stat().st_size
-            digest = hash_file(path)
+            kind = file_kind(path.stat().st_mode)
         except OSError as exc:
-            rejected.append(Rejection(str(path), f"unreadable: {exc.strerror or exc}"))
+            _reject_unreadable_photo(found, path, user, exc)
             continue
-        photos.append(Photo(folder.name, path.name, os.fspath(path), digest, size))
+        if kind == "folder":
+            _reject_sub_folder(path, user, found)
+            continue
+        if kind is not None:
+            found.rejected.append(Rejection(str(path), f"not a regular file ({kind}): not read"))
+            continue
+        if problem := format_problem(path.name) or name_problem(path.name, "file name"):
+            found.rejected.append(Rejection(str(path), problem))
+            continue
+        try:
+            digest, size = hash_file(path)
+        except PhotoError as exc:  # swapped for a pipe or device since it was listed
+            found.rejected.append(Rejection(str(path), str(exc)))
+            continue
+        except OSError as exc:
+            _reject_unreadable_photo(found, path, user, exc)
+            continue
+        photos.append(Photo(user, path.name, os.fspath(path), digest, size))
     return photos
+
+
+def _reject_unreadable_photo(found: Discovery, path: Path, user: str, exc: OSError) -> None:
+    found.rejected.append(Rejection(str(path), _unreadable(exc, path)))
+    if is_photo_name(path.name) and name_problem(path.name, "file name") is None:
+        found.unreadable_photos.add(f"{user}/{path.name}")
+
+
+def _reject_sub_folder(folder: Path, user: str, found: Discovery) -> None:
+    """A reason for every visible file under a sub-folder of a user folder; nothing in it is opened.
+
+    Links in there are not followed: a loop or a link out of the root costs nothing.
+    """
+    where = f"in a sub-folder of {user}/"
+    rejected = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError as exc:
+            reason = f"sub-folder of {user}/ that cannot be read ({_why(exc, current)})"
+            rejected.append(Rejection(str(current), reason))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+            elif problem := format_problem(entry.name):
+                rejected.append(Rejection(entry.path, f"{where}, and {problem}"))
+            else:
+                rejected.append(Rejection(entry.path, f"{where}: move it into {user}/ to enrol it"))
+    found.rejected += sorted(rejected, key=lambda r: r.path)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facelogin.faces import ENCODED, REJECTED, FaceResult
-from facelogin.sync.discover import Discovery, Photo
-from facelogin.sync.plan import Plan, expected_thumbs
+from facelogin.sync.discover import KEPT, Discovery, Photo
+from facelogin.sync.plan import Plan, expected_thumbs, is_failure
 
 Recorded = dict[str, dict[str, dict[str, Any]]]  # username -> filename -> photo record
 StableUrl = Callable[[str], "str | None"]
@@ -94,17 +94,30 @@ def stale_keys(
 
 @dataclass
 class Outcome:
-    """Every current photo's record per user, and what was rejected (file + reason)."""
+    """Every current photo's record per user, and what was rejected (file + reason).
+
+    `records` also holds what was kept as it was for folders and photos that could not be read,
+    so their encodings stay in the bundle and their thumbnails are not stale; the users in
+    `held_users` (whose folder could not be read at all) get no new document.
+    """
 
     records: dict[str, list[dict[str, Any]]]
     rejected: list[dict[str, str]]
+    held_users: frozenset[str] = frozenset()
 
     @property
     def encoded_shas(self) -> list[str]:
         return sorted({r["sha256"] for recs in self.records.values() for r in recs if r["status"] == ENCODED})
 
     def documents(self, preferred: dict[str, str], stable_url: StableUrl) -> list[dict[str, Any]]:
-        """One MongoDB document per user; `stable_url` gives the URL of a key that can be stored."""
+        """One MongoDB document per user to write; `stable_url` gives the URL of a key that can be stored.
+
+        No document for the users in `held_users`: their document stays as it is.
+        """
+        docs = self._documents(preferred, stable_url)
+        return [doc for doc in docs if doc["username"] not in self.held_users]
+
+    def _documents(self, preferred: dict[str, str], stable_url: StableUrl) -> list[dict[str, Any]]:
         return [
             user_document(
                 user,
@@ -121,7 +134,7 @@ class Outcome:
 
     def profiles(self, preferred: dict[str, str], stable_url: StableUrl) -> dict[str, dict[str, Any] | None]:
         """username -> profile image (photo, keys, stable URLs) as the user documents hold it."""
-        return {doc["username"]: doc["profile_image"] for doc in self.documents(preferred, stable_url)}
+        return {doc["username"]: doc["profile_image"] for doc in self._documents(preferred, stable_url)}
 
     def bundle_encodings(self, stored: dict[str, list[float]]) -> dict[str, list[list[float]]]:
         """username -> the encodings of their encoded photos, from `stored` (content hash -> encoding)."""
@@ -138,29 +151,38 @@ def collect_outcome(
     verdicts: dict[str, tuple[str, str | None]],
     uploaded: dict[str, dict[str, str]],
 ) -> Outcome:
-    """Merge unchanged records with this run's results.
+    """Merge unchanged and held records with this run's results.
 
     `verdicts` maps a content hash to (status, reason); `uploaded` maps a photo ref to the
     thumbnail keys now in the store. An encoded photo whose upload failed is recorded with
-    no thumbnails, so the next run tries it again.
+    no thumbnails, so the next run tries it again. A photo refused for a thumbnail key clash
+    is recorded as rejected, with the reason naming the other photo. Records the plan holds
+    (unreadable folders and photos) are carried over as they were, and so is the record of a
+    photo this run failed to read (the plan tries it again next run).
     """
     records: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
     rejected: list[dict[str, str]] = []
+    for user, held in plan.held.items():
+        records.setdefault(user, []).extend(held)
     for photo in plan.unchanged:
         records[photo.username].append(recorded[photo.username][photo.filename])
-    for photo, reason in plan.kept_rejected:
+    for photo, reason in plan.kept_rejected + plan.clashes:
         records[photo.username].append(photo_record(photo, REJECTED, reason))
         rejected.append({"file": photo.path, "reason": reason})
     for photo in plan.todo:
         status, why = verdicts[photo.sha256]
-        if status == REJECTED:
+        before = recorded.get(photo.username, {}).get(photo.filename)
+        if status == REJECTED and is_failure(why) and before is not None:
+            records[photo.username].append(before)  # a read failure is no verdict: keep what was synced
+            rejected.append({"file": photo.path, "reason": f"{why}: {KEPT}"})
+        elif status == REJECTED:
             records[photo.username].append(photo_record(photo, REJECTED, why))
             rejected.append({"file": photo.path, "reason": str(why)})
         else:
             records[photo.username].append(photo_record(photo, ENCODED, thumbs=uploaded.get(photo.ref, {})))
     for recs in records.values():
         recs.sort(key=lambda r: r["filename"])
-    return Outcome(records, rejected)
+    return Outcome(dict(sorted(records.items())), rejected, frozenset(plan.held_users))
 
 
 def user_rows(

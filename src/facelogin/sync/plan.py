@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from facelogin.faces import ENCODED, REJECTED
-from facelogin.naming import thumb_key
+from facelogin.imaging import CANNOT_READ
+from facelogin.naming import thumb_key, thumb_name
 from facelogin.sync.discover import Photo
+
+# Reason prefixes of rejections that were failures, not verdicts: `encoding failed` is how the
+# encode stage names a batch whose worker failed outright.
+RETRIED = (CANNOT_READ, "encoding failed")
 
 
 def expected_thumbs(photo: Photo, sizes: list[int], prefix: str) -> dict[str, str]:
@@ -18,10 +24,19 @@ def expected_thumbs(photo: Photo, sizes: list[int], prefix: str) -> dict[str, st
 
 @dataclass
 class Plan:
+    """What the sync does with each photo, and with what was recorded for photos it cannot see."""
+
     todo: list[Photo] = field(default_factory=list)
     unchanged: list[Photo] = field(default_factory=list)
     kept_rejected: list[tuple[Photo, str]] = field(default_factory=list)
     removed_users: list[str] = field(default_factory=list)
+    # Photos refused because another photo of the folder owns their thumbnail key (reason names it).
+    clashes: list[tuple[Photo, str]] = field(default_factory=list)
+    # username -> recorded photo records kept as they were, because the photo (or the whole
+    # folder) is there but could not be read; their thumbnails and encodings stay.
+    held: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Users whose folder could not be read at all: their catalog document is left untouched.
+    held_users: list[str] = field(default_factory=list)
 
 
 def plan_sync(
@@ -30,27 +45,93 @@ def plan_sync(
     sizes: list[int],
     prefix: str,
     full: bool = False,
+    *,
+    unreadable_users: Collection[str] = (),
+    unreadable_photos: Collection[str] = (),
 ) -> Plan:
     """Split photos into those to (re)process and those already done for this exact content.
 
     A photo is done when the catalog holds its sha256 with status encoded and the thumbnail
-    keys this configuration asks for, or with status rejected (same bytes, same verdict).
+    keys this configuration asks for, or with status rejected (same bytes, same verdict) unless
+    the rejection was a failure to read or encode it. Thumbnails are redone when their recorded
+    keys differ (a new naming rule: the old keys become stale) or when another recorded photo
+    shares one of them (one overwrote the other). A photo whose thumbnail key another photo of
+    its folder owns is refused (`clashes`).
+
+    `unreadable_users` and `unreadable_photos` (photo refs) come from the discovery: what was
+    recorded for them is held as it was, never removed on the strength of a read error.
     """
-    plan = Plan(removed_users=sorted(set(recorded) - set(users)))
+    plan = Plan(removed_users=sorted(set(recorded) - set(users) - set(unreadable_users)))
+    for username in sorted(set(unreadable_users) & set(recorded) - set(users)):
+        plan.held_users.append(username)
+        plan.held[username] = [recorded[username][name] for name in sorted(recorded[username])]
     for username, photos in users.items():
         seen = recorded.get(username, {})
+        wanted = {p.filename: expected_thumbs(p, sizes, prefix) for p in photos}
+        taken = _owners(photos, wanted, plan.clashes)
+        on_disk = set(wanted)
+        for name in sorted(seen):
+            if f"{username}/{name}" in unreadable_photos and name not in on_disk:
+                kept = seen[name]
+                if set(_keys(kept)) & set(taken):  # a current photo's thumbnail goes there now
+                    kept = {**kept, "thumbs": {}}
+                plan.held.setdefault(username, []).append(kept)
+        shared = _shared_keys(seen.values())
+        clashing = {photo.filename for photo, _ in plan.clashes if photo.username == username}
         for photo in photos:
+            if photo.filename in clashing:
+                continue
             rec = seen.get(photo.filename)
-            same = not full and rec is not None and rec.get("sha256") == photo.sha256
-            if same and rec is not None and rec.get("status") == ENCODED:
-                if rec.get("thumbs") == expected_thumbs(photo, sizes, prefix):
+            if rec is not None and not full and rec.get("sha256") == photo.sha256:
+                status, thumbs = rec.get("status"), rec.get("thumbs")
+                if status == ENCODED and thumbs == wanted[photo.filename] and not set(_keys(rec)) & shared:
                     plan.unchanged.append(photo)
                     continue
-            elif same and rec is not None and rec.get("status") == REJECTED:
-                plan.kept_rejected.append((photo, str(rec.get("reason") or "rejected")))
-                continue
+                if status == REJECTED and not is_failure(rec.get("reason")):
+                    plan.kept_rejected.append((photo, str(rec.get("reason") or "rejected")))
+                    continue
             plan.todo.append(photo)
     return plan
+
+
+def is_failure(reason: str | None) -> bool:
+    """Whether a rejection says nothing about the photo (it could not be read, its worker died)."""
+    return str(reason or "").startswith(RETRIED)
+
+
+def _keys(record: dict[str, Any]) -> list[str]:
+    return list((record.get("thumbs") or {}).values())
+
+
+def _shared_keys(records: Iterable[dict[str, Any]]) -> set[str]:
+    """Thumbnail keys recorded for more than one photo: whichever was uploaded last is in the store."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for rec in records:
+        for key in set(_keys(rec)):
+            (shared if key in seen else seen).add(key)
+    return shared
+
+
+def _owners(
+    photos: list[Photo], wanted: dict[str, dict[str, str]], clashes: list[tuple[Photo, str]]
+) -> dict[str, str]:
+    """Thumbnail key -> the photo that gets it; a photo whose key is taken goes to `clashes`.
+
+    A JPEG keeps its own name as its thumbnail's name, so it owns that key before any photo
+    whose name had `.jpg` added (`x.png.jpg` wins over `x.png`), whatever came first.
+    """
+    owner: dict[str, str] = {}
+    for photo in sorted(photos, key=lambda p: (thumb_name(p.filename) != p.filename, p.filename)):
+        keys = list(wanted[photo.filename].values())
+        other = next((owner[k] for k in keys if k in owner), None)
+        if other is not None:
+            name = thumb_name(photo.filename)
+            reason = f"its thumbnail would overwrite that of {other} (both named {name})"
+            clashes.append((photo, f"{reason}: rename one of the two"))
+            continue
+        owner.update(dict.fromkeys(keys, photo.filename))
+    return owner
 
 
 def batches(photos: list[Photo], workers: int) -> list[list[Photo]]:
