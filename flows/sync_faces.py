@@ -22,7 +22,7 @@ from facelogin.faces import model_info
 from facelogin.settings import Settings
 from facelogin.sync.guard import check_images_root, check_removals
 from facelogin.sync.outcome import RunResults, SyncError, summarize
-from facelogin.sync.plan import plan_sync
+from facelogin.sync.plan import plan_for
 from facelogin.sync.preview import preview
 from facelogin.sync.transfer import clear_staging, discard_staged
 from tasks.bundle import publish_bundle
@@ -89,7 +89,7 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
         clear_staging(settings.staging_dir)
         found = discover_photos(str(settings.images))
         recorded = load_photos(settings)
-        plan = plan_sync(found.users, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
+        plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
         check_removals(len(recorded), plan.removed_users, allow_removals, prune, settings.max_removal_share)
         run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
         cached = load_encodings(settings, run.shas_to_encode()) if plan.todo and not full else {}
@@ -144,7 +144,7 @@ def _preview(settings: Settings, full: bool) -> dict[str, Any]:
     check_catalog(settings)
     found = discover_photos(str(settings.images))
     recorded = load_photos(settings, prepare=False)
-    plan = plan_sync(found.users, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
+    plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
     cached = load_encodings(settings, sorted({p.sha256 for p in plan.todo})) if plan.todo and not full else {}
     would = preview(found, recorded, plan, settings.thumb_sizes, settings.thumbs_prefix, set(cached))
     try:

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import task
 
+from facelogin.adapters import connect
 from facelogin.adapters.connect import open_catalog, open_store
 from facelogin.settings import Settings
 from facelogin.sync.outcome import Outcome
@@ -15,9 +16,7 @@ from tasks.policy import MONGO_RETRIES
 @task(task_run_name="check-catalog", **MONGO_RETRIES)
 def check_catalog(settings: Settings) -> str:
     """Check MongoDB answers before any work: refused or unknown hosts fail at once, naming the setting."""
-    catalog = open_catalog(settings)
-    catalog.check()
-    return catalog.where
+    return connect.check_catalog(settings)
 
 
 @task(task_run_name="load-catalog", **MONGO_RETRIES)

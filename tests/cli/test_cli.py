@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,17 +37,6 @@ def facelogin(*args: str, env: dict[str, str], timeout: float = 600) -> subproce
     return subprocess.run(
         [str(exe), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-@pytest.fixture
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    """A new user's environment: no FACELOGIN_*, AWS_* or Prefect API settings at all."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "AWS_", "PREFECT_"))}
-    return keep | {
-        "HOME": str(tmp_path / "home"),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
 
 
 @pytest.mark.slow

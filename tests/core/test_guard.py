@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -40,16 +41,14 @@ def test_an_empty_root_is_allowed_only_when_pruning_on_purpose(tmp_path: Path) -
     check_images_root(tmp_path, allow_empty=True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: permissions cannot make it unreadable")
-def test_an_unreadable_root_is_refused(tmp_path: Path) -> None:
-    root = tmp_path / "images"
-    root.mkdir()
+def test_an_unreadable_root_is_refused(
+    shared_tmp: Path, unprivileged: Callable[[], AbstractContextManager[None]]
+) -> None:
+    root = shared_tmp / "images"
+    (root / "Ann").mkdir(parents=True)
     root.chmod(0)
-    try:
-        with pytest.raises(SyncRefused, match="cannot be read"):
-            check_images_root(root)
-    finally:
-        root.chmod(0o700)
+    with unprivileged(), pytest.raises(SyncRefused, match="cannot be read"):
+        check_images_root(root)
 
 
 @pytest.mark.parametrize(

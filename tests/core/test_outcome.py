@@ -8,7 +8,7 @@ from pathlib import Path
 from facelogin.faces import ENCODED, REJECTED, FaceResult
 from facelogin.sync.discover import Discovery, Photo, Rejection, discover_photos
 from facelogin.sync.outcome import Outcome, RunResults, photo_record, summarize
-from facelogin.sync.plan import expected_thumbs, plan_sync
+from facelogin.sync.plan import expected_thumbs, plan_for, plan_sync
 
 SIZES, PREFIX = [128, 256], "thumbs"
 
@@ -113,13 +113,12 @@ def test_summary_counts_what_the_run_did() -> None:
 def run_once(root: Path, recorded: dict) -> tuple[Discovery, RunResults, Outcome]:  # type: ignore[type-arg]
     """Discovery, plan and merge as the flow chains them, every photo encoded and uploaded."""
     found = discover_photos(root)
-    plan = plan_sync(found.users, recorded, SIZES, PREFIX, unreadable_users=found.unreadable_users,
-                     unreadable_photos=found.unreadable_photos)  # fmt: skip
+    plan = plan_for(found, recorded, SIZES, PREFIX)
     run = RunResults.for_plan(plan, SIZES, PREFIX)
     run.add_encodings({sha: encoded(0.5) for sha in run.shas_to_encode()})
     for user, jobs in run.thumbnail_jobs().items():
         run.add_thumbnails(user, dict.fromkeys(jobs), None)
-        run.add_upload(user, None)
+    run.add_uploads({})
     return found, run, run.outcome(found.users, recorded)
 
 

@@ -16,6 +16,7 @@ from pymongo import MongoClient
 
 from facelogin.adapters.store import StoreError
 from facelogin.bundle import read_bundle
+from facelogin.naming import thumb_key
 from facelogin.sync.outcome import SyncError
 from flows.sync_faces import sync_faces
 from tests.conftest import s3_for
@@ -59,13 +60,14 @@ def test_sample_tree_syncs_every_user(images: Path, sync_env: dict[str, str], us
     assert [p["status"] for p in obama["photos"]] == ["encoded"] * 3
 
     keys = bucket_keys(sync_env, "thumbs/")
+    # A JPEG keeps its name; any other photo gets .jpg added, so face.jpg and face.png never collide.
     expected = {
-        f"thumbs/{size}/{p.parent.name}/{p.stem}.jpg" for p in images.glob("*/*") for size in (128, 256)
+        thumb_key("thumbs", size, p.parent.name, p.name) for p in images.glob("*/*") for size in (128, 256)
     }
-    assert keys == expected
+    assert keys == expected and "thumbs/256/Alex_Lacamoire/alex_lacamoire_02.png.jpg" in keys
     s3 = s3_for(sync_env["AWS_ENDPOINT_URL"])
     obj = s3.get_object(
-        Bucket=sync_env["FACELOGIN_BUCKET"], Key="thumbs/256/Alex_Lacamoire/alex_lacamoire_02.jpg"
+        Bucket=sync_env["FACELOGIN_BUCKET"], Key="thumbs/256/Alex_Lacamoire/alex_lacamoire_02.png.jpg"
     )
     assert obj["ContentType"] == "image/jpeg"
     assert "max-age" in obj["CacheControl"]

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from facelogin.adapters.catalog import Catalog, describe_uri
 from facelogin.adapters.embedded import embedded_mongo
-from facelogin.adapters.mongo import close_mongo, mongo_client
+from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, close_mongo, mongo_client
 from facelogin.adapters.s3 import s3_client
 from facelogin.adapters.store import DirStore, ObjectStore, S3Store
 from facelogin.settings import Settings
@@ -48,6 +48,16 @@ def catalog_server(settings: Settings) -> Iterator[Settings]:
             yield settings.with_mongodb(uri)
         finally:
             close_mongo(uri)
+
+
+def check_catalog(settings: Settings) -> str:
+    """Check MongoDB answers (when one is configured); returns its hosts, without credentials."""
+    uri = settings.mongodb()
+    if not uri:
+        return f"embedded nx-27017 in {settings.mongo_dir}"
+    catalog = Catalog(mongo_client(uri, CHECK_TIMEOUT_MS)[settings.database], where=describe_uri(uri))
+    catalog.check()
+    return catalog.where
 
 
 def open_catalog(settings: Settings) -> Catalog:

@@ -49,6 +49,7 @@ def sync(
     Exit code 0 synced, 1 some photos could not be synced (the others were), 2 nothing was changed
     (a path, a setting or a server to fix first; the message says which).
     """
+    from facelogin.adapters import connect
     from facelogin.cli import runs
     from facelogin.settings import Settings
     from facelogin.sync.guard import SyncRefused, check_images_root
@@ -60,7 +61,10 @@ def sync(
         settings = Settings() if images is None else Settings(images=images)
         for message in settings.deprecations:
             typer.secho(f"warning: {message}", fg="yellow", err=True)
-        check_images_root(settings.images, allow_empty=prune)  # before Prefect starts: seconds, not minutes
+        # Mistakes are found before Prefect starts: in seconds, not after half a minute.
+        check_images_root(settings.images, allow_empty=prune)
+        connect.check_store(settings)
+        connect.check_catalog(settings)
         # The flow runs in the project directory: paths given here are relative to where we are.
         if not settings.state_dir.is_absolute():
             os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())

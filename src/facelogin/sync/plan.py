@@ -10,7 +10,7 @@ from typing import Any
 from facelogin.faces import ENCODED, REJECTED
 from facelogin.imaging import CANNOT_READ
 from facelogin.naming import thumb_key, thumb_name
-from facelogin.sync.discover import Photo
+from facelogin.sync.discover import Discovery, Photo
 
 # Reason prefixes of rejections that were failures, not verdicts: `encoding failed` is how the
 # encode stage names a batch whose worker failed outright.
@@ -143,3 +143,10 @@ def batches(photos: list[Photo], workers: int) -> list[list[Photo]]:
 def batch_label(batch: list[Photo]) -> str:
     """`Obama/obama_01.jpg`, or `Obama/obama_01.jpg+3` for a batch of four: names a task run."""
     return batch[0].ref if len(batch) == 1 else f"{batch[0].ref}+{len(batch) - 1}"
+
+
+def plan_for(found: Discovery, recorded: dict[str, dict[str, dict[str, Any]]], sizes: list[int], prefix: str,
+             full: bool = False) -> Plan:  # fmt: skip
+    """`plan_sync` for what discovery found, holding what it could not read as it was."""
+    return plan_sync(found.users, recorded, sizes, prefix, full, unreadable_users=found.unreadable_users,
+                     unreadable_photos=found.unreadable_photos)  # fmt: skip

@@ -1,0 +1,100 @@
+"""Mistakes found before Prefect starts: one line on stderr naming the setting, exit 2, nothing changed."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facelogin.adapters.embedded import free_port
+from tests.cli.test_cli import facelogin
+from tests.conftest import AWS_ENV
+from tests.servers import MotoServer
+
+
+@pytest.fixture
+def env(clean_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return clean_env | {"FACELOGIN_STATE_DIR": str(tmp_path / "state")}
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A server that accepts connections and never answers (a hung proxy, a stuck load balancer)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for sock in held:
+        sock.close()
+
+
+def failed_line(done: object) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert done.returncode == 2, done.stderr  # type: ignore[attr-defined]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr  # type: ignore[attr-defined]
+    return lines[0]
+
+
+def test_a_mongodb_that_refuses_names_the_setting_and_host_not_the_password(
+    images: Path, env: dict[str, str]
+) -> None:
+    port = free_port()
+    env |= {"FACELOGIN_MONGODB_URI": f"mongodb://sync:hunter2@127.0.0.1:{port}/?authSource=admin"}
+    line = failed_line(facelogin("sync", "--images", str(images), env=env))
+    assert "FACELOGIN_MONGODB_URI" in line and f"127.0.0.1:{port}" in line and "refused" in line
+    assert "hunter2" not in line and "Topology" not in line
+
+
+def test_a_mongodb_host_that_does_not_resolve_is_named(images: Path, env: dict[str, str]) -> None:
+    env |= {"FACELOGIN_MONGODB_URI": "mongodb://db.no-such-host.invalid:27017/"}
+    line = failed_line(facelogin("sync", "--images", str(images), env=env))
+    assert "db.no-such-host.invalid:27017" in line and "cannot be found" in line
+
+
+def test_an_s3_endpoint_that_never_answers_fails_in_seconds(
+    images: Path, env: dict[str, str], silent_endpoint: str
+) -> None:
+    env |= {**AWS_ENV, "AWS_ENDPOINT_URL": silent_endpoint, "FACELOGIN_BUCKET": "faces"}
+    line = failed_line(facelogin("sync", "--images", str(images), env=env, timeout=120))
+    assert silent_endpoint in line and "did not answer" in line
+
+
+def test_an_s3_endpoint_that_is_down_is_named(images: Path, env: dict[str, str]) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env |= {**AWS_ENV, "AWS_ENDPOINT_URL": endpoint, "FACELOGIN_BUCKET": "faces"}
+    line = failed_line(facelogin("sync", "--images", str(images), env=env))
+    assert endpoint in line and "AWS_ENDPOINT_URL" in line
+
+
+def test_a_bucket_that_does_not_exist_is_named(images: Path, env: dict[str, str], moto: MotoServer) -> None:
+    env |= {**AWS_ENV, "AWS_ENDPOINT_URL": moto.url, "FACELOGIN_BUCKET": "no-such-bucket"}
+    line = failed_line(facelogin("sync", "--images", str(images), env=env))
+    assert "bucket 'no-such-bucket' does not exist" in line and "FACELOGIN_BUCKET" in line
+
+
+@pytest.mark.parametrize(
+    ("setup", "says"),
+    [("missing", "does not exist"), ("empty", "holds no user folders"), ("user-folder", "one user's folder")],
+)
+def test_an_images_root_that_looks_wrong_is_refused(
+    setup: str, says: str, faces: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    root = {"missing": tmp_path / "gone", "empty": tmp_path / "empty", "user-folder": faces / "images/Obama"}[
+        setup
+    ]
+    if setup == "empty":
+        root.mkdir()
+    line = failed_line(facelogin("sync", "--images", str(root), env=env))
+    assert str(root) in line and says in line and not (tmp_path / "state").exists()
