@@ -220,7 +220,7 @@ def test_one_person_under_two_usernames(
         {
             "kind": "same person",
             "users": ["Alice", "Bob"],
-            "distance": 0.212,
+            "distance": 0.21,
             "kept": kept,
             "rejected": rejected,
         }
@@ -242,7 +242,7 @@ def test_two_established_users_keep_their_photos_and_the_conflict_is_reported() 
         {
             "kind": "same person",
             "users": ["Alice", "Bob"],
-            "distance": 0.212,
+            "distance": 0.21,
             "kept": None,
             "rejected": ["Bob/b2.jpg"],
         }

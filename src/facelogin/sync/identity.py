@@ -55,8 +55,8 @@ The rules, in order (a photo rejected by one rule takes no part in the next):
    a working login away. Pairs are resolved closest first, each measured again on what is left.
 
 Each conflict is {"kind": "same file" | "same person" | "lookalike", "users": [A, B] (sorted),
-"distance": d (3 decimals), "kept": the user whose photos keep the face or None, "rejected":
-[refs]}.
+"distance": d (2 decimals, as in the reasons), "kept": the user whose photos keep the face or
+None, "rejected": [refs]}.
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ class _Checker:
             {
                 "kind": kind,
                 "users": [a, b],
-                "distance": round(distance, 3),
+                "distance": round(distance, 2),
                 "kept": kept,
                 "rejected": sorted(rejected),
             }
