@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from facelogin.faces import ENCODED, FaceResult
 from facelogin.files import write_atomic
 from facelogin.naming import is_photo_name, name_problem
-from facelogin.sync.identity import SAME_FACE, Candidate, check_identities
+from facelogin.sync.identity import SAME_FACE, Candidate, check_identities, enrolled_candidates
 
 if TYPE_CHECKING:
     from facelogin.bundle import Bundle
@@ -120,16 +120,6 @@ def default_checker(max_side: int = 640, upsample: int = 1) -> Checker:
     return lambda path: encode_face(path, max_side=max_side, upsample=upsample)
 
 
-def enrolled_candidates(bundle: Bundle) -> list[Candidate]:
-    """The published bundle's encodings as established identity candidates (`User/enrolled-N`)."""
-    out = []
-    for n, (encoding, label) in enumerate(zip(bundle.encodings, bundle.labels, strict=True)):
-        user = bundle.usernames[int(label)]
-        ref = f"{user}/enrolled-{n + 1}"
-        out.append(Candidate(ref, user, f"bundle:{ref}", encoding, established=True))
-    return out
-
-
 def enroll(
     username: str,
     sources: list[Path],
@@ -192,7 +182,11 @@ def _check_identities(
     """The photos still to copy after the identity checks; the others go to `result.rejected`."""
     if not good:
         return []
-    others = enrolled_candidates(enrolled) if enrolled is not None else []
+    others = (
+        enrolled_candidates(enrolled.encodings, enrolled.labels, enrolled.usernames)
+        if enrolled is not None
+        else []
+    )
     checked = check_identities(others + [c for _, _, c in good])
     new = {c.ref for _, _, c in good}
     result.conflicts = [

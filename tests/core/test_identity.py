@@ -19,6 +19,7 @@ from facelogin.sync.identity import (
     Candidate,
     IdentityCheck,
     check_identities,
+    enrolled_candidates,
 )
 
 # Synthetic faces: person k sits on axis k, a photo of them adds a small offset on its own axis.
@@ -66,7 +67,7 @@ def test_a_clean_set_passes(established: bool) -> None:
 
 
 def test_nothing_to_check() -> None:
-    assert check_identities([]).as_dict() == {"rejected": {}, "conflicts": []}
+    assert check_identities([]).as_dict() == {"rejected": {}, "conflicts": [], "involves": {}}
 
 
 @pytest.mark.parametrize("established", [True, False])
@@ -311,6 +312,34 @@ def test_the_order_of_the_candidates_does_not_matter() -> None:
         shuffled = photos[:]
         random.Random(seed).shuffle(shuffled)
         assert check_identities(shuffled) == expected
+
+
+def test_each_rejection_says_which_users_it_involves() -> None:
+    photos = [
+        *clean_set(),
+        cand("Alice/bob.jpg", face("Bob", 9)),  # misfiled
+        cand("Bob/x.jpg", face("Dave", 8)),  # a stranger in Bob's folder
+        cand("Frank/f1.jpg", face("Carol", 7)),  # Carol under a second name
+        cand("Gina/g1.jpg", face("Erin", 5), sha="sha-Bob/b1.jpg"),  # a copy of Bob's file
+    ]
+    assert check_identities(photos).involves == {
+        "Alice/bob.jpg": ["Alice", "Bob"],
+        "Bob/x.jpg": ["Bob"],
+        "Frank/f1.jpg": ["Frank", "Carol"],
+        "Gina/g1.jpg": ["Gina", "Bob"],
+    }
+
+
+def test_a_bundle_as_candidates() -> None:
+    encodings = np.stack([face("Alice", 1), face("Bob", 1), face("Alice", 2)])
+    candidates = enrolled_candidates(encodings, np.array([0, 1, 0]), ["Alice", "Bob"])
+    assert [(c.ref, c.username, c.established) for c in candidates] == [
+        ("Alice/encoding-1", "Alice", True),
+        ("Bob/encoding-1", "Bob", True),
+        ("Alice/encoding-2", "Alice", True),
+    ]
+    assert len({c.sha256 for c in candidates}) == 3
+    assert check_identities(candidates) == IdentityCheck()
 
 
 def test_the_result_is_json_ready() -> None:

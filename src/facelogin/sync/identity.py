@@ -94,9 +94,29 @@ class IdentityCheck:
 
     rejected: dict[str, str] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    # ref -> the users a rejection involves: the photo's own, then the one its reason names, if another.
+    involves: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rejected": dict(self.rejected), "conflicts": [dict(c) for c in self.conflicts]}
+        return {
+            "rejected": dict(self.rejected),
+            "conflicts": [dict(c) for c in self.conflicts],
+            "involves": {ref: list(users) for ref, users in self.involves.items()},
+        }
+
+
+def enrolled_candidates(
+    encodings: np.ndarray, labels: np.ndarray, usernames: Sequence[str]
+) -> list[Candidate]:
+    """A published bundle's encodings as established candidates, `User/encoding-K` (K counts per user)."""
+    counts: dict[str, int] = {}
+    out = []
+    for encoding, label in zip(np.asarray(encodings), np.asarray(labels), strict=True):
+        user = str(usernames[int(label)])
+        counts[user] = counts.get(user, 0) + 1
+        ref = f"{user}/encoding-{counts[user]}"
+        out.append(Candidate(ref, user, f"enrolled:{ref}", encoding, established=True))
+    return out
 
 
 def check_identities(
@@ -137,10 +157,12 @@ class _Checker:
         self.shared_people()
         return self.result
 
-    def reject(self, i: int, reason: str) -> None:
+    def reject(self, i: int, reason: str, other: str | None = None) -> None:
         if self.alive[i]:
             self.alive[i] = False
-            self.result.rejected[self.photos[i].ref] = reason
+            photo = self.photos[i]
+            self.result.rejected[photo.ref] = reason
+            self.result.involves[photo.ref] = [photo.username] + ([other] if other else [])
 
     def of_user(self, user: int) -> np.ndarray:
         return np.flatnonzero(self.alive & (self.labels == user))
@@ -177,7 +199,7 @@ class _Checker:
             for i in group:
                 if self.labels[i] == self.labels[first]:
                     continue
-                self.reject(i, f"same file as {keeper.ref}")
+                self.reject(i, f"same file as {keeper.ref}", keeper.username)
                 a, b = sorted([keeper.username, self.photos[i].username])
                 self.conflict(SAME_FILE, a, b, 0.0, keeper.username, [self.photos[i].ref])
 
@@ -204,7 +226,9 @@ class _Checker:
             d = float(near[row, other])
             if d < self.same:
                 owner = self.photos[i].username
-                self.reject(int(i), f"looks like {self.users[other]} (d={d:.2f}), not {owner}")
+                self.reject(
+                    int(i), f"looks like {self.users[other]} (d={d:.2f}), not {owner}", self.users[other]
+                )
 
     # Rule 3
     def mixed_users(self) -> None:
@@ -276,7 +300,7 @@ class _Checker:
                 keep, lose = u, v
             gone = [self.photos[i].ref for i in self.of_user(lose)]
             for i in self.of_user(lose):
-                self.reject(int(i), f"same person as {self.users[keep]} (d={d:.2f})")
+                self.reject(int(i), f"same person as {self.users[keep]} (d={d:.2f})", self.users[keep])
             self.conflict(SAME_FACE, self.users[u], self.users[v], d, self.users[keep], gone)
 
     def new_photos_near(self, user: int, other: int) -> list[str]:
@@ -287,7 +311,7 @@ class _Checker:
         for i, d in zip(mine.tolist(), near.tolist(), strict=True):
             if not self.established[i] and d < self.same:
                 out.append(self.photos[i].ref)
-                self.reject(i, f"same person as {self.users[other]} (d={d:.2f})")
+                self.reject(i, f"same person as {self.users[other]} (d={d:.2f})", self.users[other])
         return out
 
     def conflict(
