@@ -352,7 +352,8 @@ def test_the_result_is_json_ready() -> None:
 @pytest.mark.parametrize(
     ("photos", "message"),
     [
-        ([cand("A/a.jpg", np.zeros(127))], "128 finite values"),
+        ([cand("A/a.jpg", np.zeros(127))], "A/a.jpg: an encoding must be 128 finite values"),
+        ([cand("A/a.jpg", np.zeros(128)), cand("A/b.jpg", np.zeros(129))], "A/b.jpg: an encoding must be"),
         ([cand("A/a.jpg", np.full(128, np.nan))], "128 finite values"),
         ([cand("A/a.jpg", np.zeros(128)), cand("A/a.jpg", np.ones(128))], "its own ref"),
     ],

@@ -67,6 +67,18 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "DIFFERENT_PERSON",
+    "LOOKALIKE",
+    "SAME_FACE",
+    "SAME_FILE",
+    "SAME_PERSON",
+    "Candidate",
+    "IdentityCheck",
+    "check_identities",
+    "enrolled_candidates",
+]
+
 SAME_PERSON = 0.5
 DIFFERENT_PERSON = 0.6
 ENCODING_SIZE = 128
@@ -131,9 +143,13 @@ def check_identities(
         raise ValueError("every candidate needs its own ref")
     if not photos:
         return IdentityCheck()
-    matrix = np.asarray([np.asarray(c.encoding, dtype=np.float64) for c in photos])
-    if matrix.shape != (len(photos), ENCODING_SIZE) or not np.isfinite(matrix).all():
-        raise ValueError(f"encodings must be {ENCODING_SIZE} finite values each, got {matrix.shape}")
+    rows = [np.asarray(c.encoding, dtype=np.float64) for c in photos]
+    for c, row in zip(photos, rows, strict=True):
+        if row.shape != (ENCODING_SIZE,) or not np.isfinite(row).all():
+            raise ValueError(
+                f"{c.ref}: an encoding must be {ENCODING_SIZE} finite values, got shape {row.shape}"
+            )
+    matrix = np.vstack(rows)
     return _Checker(photos, matrix, same_person, different_person).run()
 
 
