@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelogin.faces import ENCODED, REJECTED, encode_face
+from facelogin.faces import ENCODED, MIN_FACE_PX, REJECTED, encode_face
 
 
 def test_enrolment_photo_gives_one_encoding(faces: Path) -> None:
@@ -49,3 +49,47 @@ def test_no_face_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "wall.png"
     Image.new("RGB", (300, 300), (90, 90, 90)).save(path)
     assert encode_face(path).reason == "no face found"
+
+
+def _shrunk(source: Path, face_px: int, dest: Path) -> Path:
+    """`source` scaled down so that its detected face is about `face_px` wide, saved losslessly."""
+    full = encode_face(source)
+    assert full.face_px is not None
+    scale = face_px / full.face_px
+    with Image.open(source) as im:
+        im.convert("RGB").resize(
+            (round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS
+        ).save(dest)
+    return dest
+
+
+def test_every_sample_enrolment_photo_is_big_enough(faces: Path) -> None:
+    sizes = {p.name: encode_face(p).face_px for p in sorted(faces.glob("images/*/*"))}
+    assert len(sizes) == 12
+    assert all(px is not None and px >= MIN_FACE_PX for px in sizes.values()), sizes
+
+
+# HOG reports box widths on its scale ladder (36, 43, 52, 72, 86, ...), hence the tolerance.
+@pytest.mark.parametrize(("target", "status"), [(36, REJECTED), (48, REJECTED), (90, ENCODED)])
+def test_a_face_too_small_to_encode_well_is_rejected_with_its_size(
+    faces: Path, tmp_path: Path, target: int, status: str
+) -> None:
+    photo = _shrunk(faces / "images" / "Obama" / "obama_01.jpg", target, tmp_path / "small.png")
+
+    result = encode_face(photo)
+
+    assert result.status == status
+    assert result.face_px is not None and abs(result.face_px - target) <= 0.2 * target
+    if status == REJECTED:
+        assert result.reason == f"face too small ({result.face_px} px wide, needs at least {MIN_FACE_PX} px)"
+        assert result.encoding is None and result.faces == 1
+    else:
+        assert result.reason is None and result.encoding is not None
+
+
+def test_face_size_is_measured_in_the_original_photo(faces: Path) -> None:
+    """Biden's photo is 2204 px high: detection runs on an 800 px copy, the size is the original's."""
+    result = encode_face(faces / "images" / "Biden" / "biden_01.jpg")
+    assert result.box is not None and result.face_px is not None
+    _, right, _, left = result.box
+    assert result.face_px == round((right - left) * 2204 / 800)

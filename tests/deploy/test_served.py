@@ -59,7 +59,8 @@ class Site:
     enrolled_from: Path | None = None
 
     def cli_env(self) -> dict[str, str]:
-        return self.server.env(FACELOGIN_IMAGES=str(self.images))
+        # The site's state: enrolment checks new faces against the site's bundle, not the developer's.
+        return self.server.env(FACELOGIN_IMAGES=str(self.images), FACELOGIN_STATE_DIR=str(self.state))
 
     @property
     def enrol_run(self) -> str:

@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from facelogin.cli import app
+from facelogin.faces import encode_face
+from tests.login.conftest import make_bundle
 
 HEAVY = ("prefect", "boto3", "botocore", "pymongo")
 # The console script installed beside this interpreter, as a user would run it.
@@ -181,3 +183,73 @@ def test_calibrate_writes_threshold_and_plot_used_by_login(
 
     text = _run("calibrate", "--bundle", published, "--no-write")
     assert text.returncode == 0 and "recommended threshold: 0.500" in text.stdout
+
+
+@pytest.fixture(scope="module")
+def probes(faces: Path) -> dict[str, list[float]]:
+    out = {}
+    for photo in sorted(faces.glob("probes/*")):
+        result = encode_face(photo)
+        assert result.encoding is not None, f"{photo}: {result.reason}"
+        out[photo.stem] = result.encoding
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "users"),
+    [
+        ("Kit under a second name", ["Jon_Snow", "Kit_Harington"]),
+        ("Kit's very encodings under a second name", ["Jon_Snow", "Kit_Harington"]),
+        ("Obama among Rose's encodings", ["Obama", "Rose_Leslie"]),
+    ],
+)
+def test_calibrate_names_colliding_identities_and_writes_nothing(
+    case: str,
+    users: list[str],
+    encodings: dict[str, list[list[float]]],
+    probes: dict[str, list[float]],
+    tmp_path: Path,
+) -> None:
+    enrolled = {
+        "Kit under a second name": {**encodings, "Jon_Snow": [probes["Kit_Harington"]]},
+        # Before: a "threshold" of 0.0, written with no note.
+        "Kit's very encodings under a second name": {**encodings, "Jon_Snow": encodings["Kit_Harington"]},
+        "Obama among Rose's encodings": {
+            **encodings, "Rose_Leslie": [*encodings["Rose_Leslie"], probes["Obama"]]
+        },
+    }[case]  # fmt: skip
+    published = make_bundle(tmp_path / "bundle", enrolled)
+    plot = tmp_path / "plot.png"
+
+    result = CliRunner().invoke(app, ["calibrate", "--bundle", str(published), "--plot", str(plot), "--json"])
+
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert out["users"] == users and out["written_to"] is None
+    assert all(name in result.stderr for name in users) and "Nothing written" in result.stderr
+    assert not (published / "calibration.json").exists() and not plot.exists()
+
+
+@pytest.mark.slow
+def test_calibrate_plot_without_matplotlib_fails_before_writing(bundle_dir: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    published = Path(shutil.copytree(bundle_dir, tmp_path / "published"))
+    blocker = tmp_path / "no-matplotlib"
+    blocker.mkdir()
+    (blocker / "matplotlib.py").write_text("raise ImportError('matplotlib is not installed here')\n")
+    plot = tmp_path / "threshold.png"
+
+    done = subprocess.run(
+        [str(FACELOGIN), "calibrate", "--bundle", str(published), "--plot", str(plot)],
+        env={**os.environ, "PYTHONPATH": str(blocker)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the plot needs matplotlib" in done.stderr
+    assert not (published / "calibration.json").exists() and not plot.exists()

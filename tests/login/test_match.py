@@ -126,6 +126,48 @@ def test_calibration_threshold_is_largest_without_impostor_and_capped() -> None:
     assert loose.false_reject_rate == 0.0
     capped = calibrate(encodings, labels, ceiling=0.15)
     assert capped.threshold == 0.15 and capped.false_reject_rate == 0.5
+    assert loose.collisions == [] and loose.notes == []
+
+
+def _on_a_line(*points: float) -> np.ndarray:
+    encodings = np.zeros((len(points), 128))
+    encodings[:, 0] = points
+    return encodings
+
+
+@pytest.mark.parametrize(
+    ("points", "labels", "users", "problem"),
+    [
+        # One person under two names: B's photo is 0.05 from A's.
+        ([0.0, 0.2, 0.05], [0, 0, 1], ["A", "B"], "A and B are the same person (d=0.05)"),
+        # A's third encoding is B: it looks like B, not A.
+        (
+            [0.0, 0.2, 1.0, 1.05, 1.1],
+            [0, 0, 0, 1, 1],
+            ["A", "B"],
+            "A/encoding-3: looks like B (d=0.05), not A",
+        ),
+        # A's encodings show two people, and only A's first photo was ever A: nothing says which.
+        (
+            [0.0, 1.0, 3.0],
+            [0, 0, 1],
+            ["A"],
+            "A/encoding-1: a different person from A/encoding-2 (d=1.00): cannot tell which photo shows A",
+        ),
+    ],
+)
+def test_calibration_names_identities_that_collide(
+    points: list[float], labels: list[int], users: list[str], problem: str
+) -> None:
+    cal = calibrate(_on_a_line(*points), np.array(labels), usernames=["A", "B"])
+    assert cal.collisions[0] == {"users": users, "problem": problem}
+
+
+def test_calibration_notes_users_who_only_look_alike() -> None:
+    cal = calibrate(_on_a_line(0.0, 0.2, 0.75, 0.8), np.array([0, 0, 1, 1]), usernames=["A", "B"])
+    assert cal.collisions == []
+    assert cal.notes == ["A and B look alike (d=0.55): logins between them may be refused"]
+    assert cal.threshold == 0.5
 
 
 def test_calibration_with_one_user_says_so() -> None:

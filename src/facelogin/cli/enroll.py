@@ -50,9 +50,19 @@ def enroll(
     no_trigger: Annotated[
         bool, typer.Option("--no-trigger", help="Only copy the photos; the next nightly sync picks them up.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Enrol even when the face is already enrolled under another name."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Enrol a person: check each photo (readable, exactly one face), copy it in, trigger `sync-now`."""
+    """Enrol a person: check each photo, copy the good ones in, trigger `sync-now`.
+
+    Each photo must be readable and show one face, big enough, of the same person as the others.
+    They are also checked against everyone in the local published bundle (FACELOGIN_STATE_DIR/bundle):
+    a photo of someone else is rejected with the reason, and a face already enrolled under another
+    name refuses the enrolment (nothing copied) unless --force.
+    """
     from facelogin.enroll import EnrollError, default_checker, source_photos
     from facelogin.enroll import enroll as enroll_photos
     from facelogin.settings import Settings
@@ -61,11 +71,18 @@ def enroll(
         _usage("give exactly one of --from DIR and --camera N")
     settings = Settings() if images is None else Settings(images=images)
     out: dict[str, Any] = {"ok": False}
+    enrolled, warning = _enrolled(settings.bundle_dir)
+    if warning:
+        out["warnings"] = [warning]
+        if not as_json:
+            typer.secho(f"warning: {warning}", fg="yellow", err=True)
     with tempfile.TemporaryDirectory(prefix="facelogin-enroll-") as tmp:
         try:
             sources = source_photos(source) if source is not None else _capture(camera or 0, shots, Path(tmp))
             checker = default_checker(settings.detect_max_side, settings.upsample)
-            result = enroll_photos(username, sources, settings.images, checker)
+            result = enroll_photos(
+                username, sources, settings.images, checker, enrolled=enrolled, force=force
+            )
         except EnrollError as exc:
             _finish(out | {"error": str(exc)}, as_json, EXIT_NOT_ENROLLED)
     out["enrolment"] = result.as_dict()
@@ -74,6 +91,12 @@ def enroll(
             typer.echo(f"accepted {v.source} -> {v.target}")
         for v in result.rejected:
             typer.secho(f"rejected {v.source}: {v.reason}", fg="yellow", err=True)
+        for c in result.conflicts:
+            typer.secho(
+                f"{c['kind']}: {' and '.join(c['users'])} (d={c['distance']:.2f})", fg="yellow", err=True
+            )
+    if result.refused:
+        _finish(out | {"error": result.refused}, as_json, EXIT_NOT_ENROLLED)
     if not result.accepted:
         _finish(out | {"error": f"no photo of {username} was accepted"}, as_json, EXIT_NOT_ENROLLED)
     if no_trigger:
@@ -107,6 +130,18 @@ def enroll(
         error = f"sync run {run.name} ended {final}: see {run.url or run.id}"
         _finish(out | {"error": error}, as_json, EXIT_RUN_FAILED)
     _finish(out | {"ok": True}, as_json, 0)
+
+
+def _enrolled(bundle_dir: Path) -> tuple[Any, str | None]:
+    """The local published bundle (None before the first sync), and a warning when it is unreadable."""
+    from facelogin.bundle import LATEST, BundleError, read_bundle
+
+    if not (bundle_dir / LATEST).is_file():
+        return None, None
+    try:
+        return read_bundle(bundle_dir), None
+    except BundleError as exc:
+        return None, f"enrolled faces not checked, the bundle is unreadable: {exc}"
 
 
 def _capture(index: int, shots: int, folder: Path) -> list[Path]:

@@ -135,6 +135,21 @@ def _print(result: dict[str, Any], pretty: bool) -> None:
     typer.echo(json.dumps(result, indent=2 if pretty else None))
 
 
+def _refuse_colliding(version: str, collisions: list[dict[str, Any]], as_json: bool) -> None:
+    """Name the users whose identities collide, write nothing, exit 1."""
+    users = sorted({u for c in collisions for u in c["users"]})
+    message = (
+        f"bundle {version}: enrolled identities collide ({', '.join(users)}), so genuine and impostor "
+        "distances mean nothing; fix the enrolment and sync again. Nothing written."
+    )
+    typer.echo(f"facelogin calibrate: {message}", err=True)
+    for c in collisions:
+        typer.echo(f"  {c['problem']}", err=True)
+    if as_json:
+        _print({"error": message, "users": users, "collisions": collisions, "written_to": None}, pretty=True)
+    raise typer.Exit(1)
+
+
 def _usage_error(message: str) -> None:
     typer.echo(f"facelogin login: {message}", err=True)
     raise typer.Exit(2)
@@ -161,6 +176,8 @@ def calibrate(
 
     The threshold is the largest at which no enrolled user is accepted as another (capped at
     --ceiling); it is stored beside the bundle, tied to its checksum, and `facelogin login` uses it.
+    Exit 0 calibrated; 1 the enrolled identities collide (one person under two names, or someone
+    else's face among a user's encodings: the users are named and nothing is written); 2 error.
     """
     from datetime import datetime
 
@@ -169,13 +186,17 @@ def calibrate(
     from facelogin.bundle import BundleError
 
     try:
+        if plot is not None:
+            core.load_pyplot()  # before anything is written: no calibration without the plot asked for
         loaded, _, _ = core.fetch_bundle(bundle)
-        cal = core.calibrate(loaded.encodings, loaded.labels, ceiling=ceiling)
+        cal = core.calibrate(loaded.encodings, loaded.labels, ceiling=ceiling, usernames=loaded.usernames)
+        if cal.collisions:
+            _refuse_colliding(loaded.version, cal.collisions, as_json)
         record = core.calibration_record(loaded, cal, datetime.now(UTC).isoformat(timespec="seconds"))
-        if write:
-            record_location = core.write_calibration(bundle, record)
         if plot is not None:
             core.plot_calibration(cal, plot)
+        if write:
+            record_location = core.write_calibration(bundle, record)
     except (core.LoginError, BundleError, StoreError, OSError) as exc:
         typer.echo(f"facelogin calibrate: {exc}", err=True)
         raise typer.Exit(2) from None

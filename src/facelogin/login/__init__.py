@@ -15,7 +15,7 @@ from facelogin.login.authenticator import (
     exit_code,
     serve,
 )
-from facelogin.login.calibrate import calibrate, calibration_record, plot_calibration
+from facelogin.login.calibrate import calibrate, calibration_record, load_pyplot, plot_calibration
 from facelogin.login.errors import EXIT_ACCEPTED, EXIT_ERROR, EXIT_REJECTED, LoginError
 from facelogin.login.frames import (
     Frame,
@@ -55,6 +55,7 @@ __all__ = [
     "frame_from_array",
     "image_frames",
     "load_login_bundle",
+    "load_pyplot",
     "open_frame",
     "plot_calibration",
     "serve",

@@ -2,10 +2,17 @@
 
 Leave-one-out: each enrolled encoding is held out in turn and scored the way a login scores a
 face, against its own user's other encodings (genuine) and every other user (impostor).
+
+Those distances mean something only when every user is one person and every person one user.
+The enrolled set is first checked with facelogin.sync.identity: one person under two names, or a
+user whose encodings include someone else, makes genuine and impostor distances collide (a
+"threshold" of 0.0, or one tightened by a duplicate) and is reported as a collision naming the
+users, for which no threshold is recommended.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,7 @@ from facelogin.bundle import Bundle
 from facelogin.login.errors import LoginError
 from facelogin.login.match import DEFAULT_THRESHOLD
 from facelogin.login.source import CALIBRATION_FORMAT
+from facelogin.sync.identity import LOOKALIKE, check_identities, enrolled_candidates
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class Calibration:
     false_reject_rate: float | None  # of the genuine distances at `threshold`
     ceiling: float
     notes: list[str] = field(default_factory=list)
+    # Identities that collide ({"users": [...], "problem": "..."}): the distances cannot be trusted.
+    collisions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def leave_one_out(encodings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,11 +61,17 @@ def leave_one_out(encodings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     return genuine[np.isfinite(genuine)], impostor
 
 
-def calibrate(encodings: np.ndarray, labels: np.ndarray, ceiling: float = DEFAULT_THRESHOLD) -> Calibration:
+def calibrate(
+    encodings: np.ndarray,
+    labels: np.ndarray,
+    ceiling: float = DEFAULT_THRESHOLD,
+    usernames: Sequence[str] | None = None,
+) -> Calibration:
     """Recommend the largest threshold that accepts no enrolled impostor, capped at `ceiling`.
 
     The cap exists because a handful of enrolled photos is a small sample of impostors: calibration
     may tighten the default when enrolled users look alike, but only loosens past it when asked to.
+    `usernames` (label -> name) name the users in collisions and notes.
     """
     genuine, impostor = leave_one_out(encodings, labels)
     notes = []
@@ -68,7 +84,41 @@ def calibrate(encodings: np.ndarray, labels: np.ndarray, ceiling: float = DEFAUL
     largest_safe = float(np.floor(impostor.min() * 1000) / 1000) if len(impostor) else None
     threshold = min(largest_safe, ceiling) if largest_safe is not None else ceiling
     frr = float(np.mean(genuine >= threshold)) if len(genuine) else None
-    return Calibration(genuine, impostor, largest_safe, threshold, frr, ceiling, notes)
+    names = (
+        list(usernames)
+        if usernames is not None
+        else [f"user {i}" for i in range(int(np.max(labels, initial=-1)) + 1)]
+    )
+    collisions, lookalikes = identity_collisions(encodings, labels, names)
+    return Calibration(
+        genuine, impostor, largest_safe, threshold, frr, ceiling, notes + lookalikes, collisions
+    )
+
+
+def identity_collisions(
+    encodings: np.ndarray, labels: np.ndarray, usernames: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Collisions between the enrolled identities, and notes on users who only look alike."""
+    if not len(encodings):
+        return [], []
+    checked = check_identities(enrolled_candidates(encodings, labels, usernames))
+    collisions, notes = [], []
+    for c in checked.conflicts:
+        first, second = c["users"]
+        if c["kind"] == LOOKALIKE:
+            notes.append(
+                f"{first} and {second} look alike (d={c['distance']:.2f}): logins between them may be refused"
+            )
+        else:
+            collisions.append(
+                {
+                    "users": [first, second],
+                    "problem": f"{first} and {second} are the same person (d={c['distance']:.2f})",
+                }
+            )
+    for ref, reason in checked.rejected.items():
+        collisions.append({"users": checked.involves[ref], "problem": f"{ref}: {reason}"})
+    return collisions, notes
 
 
 def calibration_record(bundle: Bundle, cal: Calibration, created_at: str) -> dict[str, Any]:
@@ -98,8 +148,11 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def plot_calibration(cal: Calibration, path: Path) -> None:
-    """Histograms of genuine and impostor distances with the threshold marked, as a PNG."""
+def load_pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, or a LoginError saying how to install it.
+
+    Called before anything is computed or written, so a missing plot leaves no calibration behind.
+    """
     try:
         import matplotlib
     except ImportError:
@@ -107,6 +160,12 @@ def plot_calibration(cal: Calibration, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_calibration(cal: Calibration, path: Path) -> None:
+    """Histograms of genuine and impostor distances with the threshold marked, as a PNG."""
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0.0, max(1.0, float(np.max(cal.impostor, initial=1.0))), 41).tolist()
     if len(cal.genuine):
