@@ -21,6 +21,7 @@ from facelogin.adapters.connect import catalog_server
 from facelogin.faces import model_info
 from facelogin.settings import Settings
 from facelogin.sync.guard import check_images_root, check_removals
+from facelogin.sync.identity import check_identities
 from facelogin.sync.outcome import RunResults, SyncError, summarize
 from facelogin.sync.plan import plan_for
 from facelogin.sync.preview import preview
@@ -102,6 +103,9 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
         thumbnails = start_thumbnails(run.thumbnail_jobs(), staging)
         new = run.add_encodings(encode_photos(settings, run.to_encode(cached)))
         save_encodings(settings, new, model)
+        if plan.todo:  # one person per user, one user per person: checked whenever photos changed
+            known = cached | load_encodings(settings, run.identity_shas(cached))
+            run.add_identity(check_identities(run.identity_candidates(known)))
 
     with stage("thumbnails"):  # what is left of it once the encoders are done
         for user, future in thumbnails.items():
@@ -115,7 +119,7 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
         upserted = upsert_users(settings, outcome)
         stale = outcome.stale_keys(recorded)
         deleted = delete_objects(settings, stale) if stale else 0
-        removed = remove_users(settings, plan.removed_users, outcome.encoded_shas)
+        removed = remove_users(settings, plan.removed_users, outcome.kept_shas)
 
     with stage("publish"):
         stored = load_encodings(settings, outcome.encoded_shas)
@@ -126,6 +130,10 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
         found, run, outcome, upserted=upserted, removed_users=removed, deleted_objects=deleted,
         store=store, bundle=bundle, seconds=stage.seconds,
     )  # fmt: skip
+    for conflict in run.conflicts:
+        logger.warning(
+            "identity %s: %s (d=%s)", conflict["kind"], " and ".join(conflict["users"]), conflict["distance"]
+        )
     logger.info(
         "encoded %d, unchanged %d, rejected %d, uploaded %d objects, upserted %d users; bundle %s",
         summary["encoded"], summary["unchanged"], len(summary["rejected"]), summary["uploaded"], upserted,

@@ -14,7 +14,8 @@ from typing import Any
 
 from facelogin.faces import ENCODED, REJECTED, FaceResult
 from facelogin.sync.discover import KEPT, Discovery, Photo
-from facelogin.sync.plan import Plan, expected_thumbs, is_failure
+from facelogin.sync.identity import Candidate, IdentityCheck
+from facelogin.sync.plan import IDENTITY, Plan, expected_thumbs, is_failure
 
 Recorded = dict[str, dict[str, dict[str, Any]]]  # username -> filename -> photo record
 StableUrl = Callable[[str], "str | None"]
@@ -29,9 +30,13 @@ class SyncError(RuntimeError):
 
 
 def photo_record(
-    photo: Photo, status: str, reason: str | None = None, thumbs: dict[str, str] | None = None
+    photo: Photo,
+    status: str,
+    reason: str | None = None,
+    thumbs: dict[str, str] | None = None,
+    check: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    record = {
         "filename": photo.filename,
         "sha256": photo.sha256,
         "bytes": photo.size,
@@ -39,6 +44,7 @@ def photo_record(
         "reason": reason,
         "thumbs": thumbs or {},
     }
+    return record | {"check": check} if check else record
 
 
 def choose_profile(records: list[dict[str, Any]], preferred: str | None) -> dict[str, Any] | None:
@@ -106,6 +112,15 @@ class Outcome:
     held_users: frozenset[str] = frozenset()
 
     @property
+    def kept_shas(self) -> list[str]:
+        """Encodings to keep stored: encoded photos, and those the identity checks left out this run
+        (decided again next run, without encoding them again)."""
+        return sorted(
+            {r["sha256"] for recs in self.records.values() for r in recs
+             if r["status"] == ENCODED or r.get("check") == IDENTITY}
+        )  # fmt: skip
+
+    @property
     def encoded_shas(self) -> list[str]:
         return sorted({r["sha256"] for recs in self.records.values() for r in recs if r["status"] == ENCODED})
 
@@ -150,6 +165,7 @@ def collect_outcome(
     recorded: dict[str, dict[str, dict[str, Any]]],
     verdicts: dict[str, tuple[str, str | None]],
     uploaded: dict[str, dict[str, str]],
+    identity: dict[str, str] | None = None,
 ) -> Outcome:
     """Merge unchanged and held records with this run's results.
 
@@ -158,13 +174,19 @@ def collect_outcome(
     no thumbnails, so the next run tries it again. A photo refused for a thumbnail key clash
     is recorded as rejected, with the reason naming the other photo. Records the plan holds
     (unreadable folders and photos) are carried over as they were, and so is the record of a
-    photo this run failed to read (the plan tries it again next run).
+    photo this run failed to read (the plan tries it again next run). `identity` maps the ref of a
+    photo the identity checks left out to why: it is recorded rejected, even one synced before.
     """
+    identity = identity or {}
     records: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
     rejected: list[dict[str, str]] = []
     for user, held in plan.held.items():
         records.setdefault(user, []).extend(held)
     for photo in plan.unchanged:
+        if photo.ref in identity:
+            records[photo.username].append(photo_record(photo, REJECTED, identity[photo.ref], check=IDENTITY))
+            rejected.append({"file": photo.path, "reason": identity[photo.ref]})
+            continue
         records[photo.username].append(recorded[photo.username][photo.filename])
     for photo, reason in plan.kept_rejected + plan.clashes:
         records[photo.username].append(photo_record(photo, REJECTED, reason))
@@ -178,6 +200,9 @@ def collect_outcome(
         elif status == REJECTED:
             records[photo.username].append(photo_record(photo, REJECTED, why))
             rejected.append({"file": photo.path, "reason": str(why)})
+        elif photo.ref in identity:
+            records[photo.username].append(photo_record(photo, REJECTED, identity[photo.ref], check=IDENTITY))
+            rejected.append({"file": photo.path, "reason": identity[photo.ref]})
         else:
             records[photo.username].append(photo_record(photo, ENCODED, thumbs=uploaded.get(photo.ref, {})))
     for recs in records.values():
@@ -221,6 +246,8 @@ class RunResults:
     staged: dict[str, list[Photo]] = field(default_factory=dict)
     uploaded: dict[str, dict[str, str]] = field(default_factory=dict)  # photo ref -> keys now in the store
     errors: list[dict[str, str]] = field(default_factory=list)
+    identity: dict[str, str] = field(default_factory=dict)  # photo ref -> why the identity checks left it out
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def for_plan(cls, plan: Plan, sizes: list[int], prefix: str) -> RunResults:
@@ -261,7 +288,7 @@ class RunResults:
         """
         discard: list[str] = []
         for photo in (p for p in self.plan.todo if p.username == username):
-            if self.verdicts[photo.sha256][0] != ENCODED:
+            if self.verdicts[photo.sha256][0] != ENCODED or photo.ref in self.identity:
                 discard += self.thumbs[photo.ref].values()
                 continue
             reason = (problems or {}).get(photo.path) if error is None else f"thumbnail failed: {error}"
@@ -272,6 +299,42 @@ class RunResults:
             else:
                 self.errors.append({"file": photo.path, "error": reason})
         return discard
+
+    def identity_shas(self, cached: Iterable[str]) -> list[str]:
+        """Content hashes whose stored encodings the identity checks need beyond `cached` and new ones."""
+        have = set(cached) | set(self.new_encodings)
+        accepted = [p.sha256 for p in self.plan.unchanged]
+        accepted += [
+            r["sha256"] for recs in self.plan.held.values() for r in recs if r.get("status") == ENCODED
+        ]
+        return sorted(set(accepted) - have)
+
+    def identity_candidates(self, stored: dict[str, list[float]]) -> list[Candidate]:
+        """Every photo with a face to check: those accepted before (established), this run's encoded ones."""
+        encodings = {**stored, **self.new_encodings}
+        candidates = [
+            Candidate(p.ref, p.username, p.sha256, encodings[p.sha256], established=True)
+            for p in self.plan.unchanged
+            if p.sha256 in encodings
+        ]
+        candidates += [
+            Candidate(f"{user}/{r['filename']}", user, r["sha256"], encodings[r["sha256"]], established=True)
+            for user, recs in self.plan.held.items()
+            for r in recs
+            if r.get("status") == ENCODED and r.get("sha256") in encodings
+        ]
+        candidates += [
+            Candidate(p.ref, p.username, p.sha256, encodings[p.sha256])
+            for p in self.plan.todo
+            if self.verdicts.get(p.sha256, ("",))[0] == ENCODED and p.sha256 in encodings
+        ]
+        return candidates
+
+    def add_identity(self, check: IdentityCheck) -> None:
+        """Leave out the photos the identity checks rejected (only photos of readable folders)."""
+        refs = {p.ref for p in self.plan.unchanged + self.plan.todo}
+        self.identity = {ref: why for ref, why in check.rejected.items() if ref in refs}
+        self.conflicts = check.conflicts
 
     def upload_jobs(self) -> dict[str, list[str]]:
         """Per user, the staged object keys to upload."""
@@ -295,7 +358,7 @@ class RunResults:
                     self.uploaded[photo.ref] = self.thumbs[photo.ref]
 
     def outcome(self, users: dict[str, list[Photo]], recorded: Recorded) -> Outcome:
-        return collect_outcome(users, self.plan, recorded, self.verdicts, self.uploaded)
+        return collect_outcome(users, self.plan, recorded, self.verdicts, self.uploaded, self.identity)
 
 
 def summarize(
@@ -324,6 +387,7 @@ def summarize(
         "removed_users": removed_users,
         "deleted_objects": deleted_objects,
         "errors": results.errors,
+        "conflicts": results.conflicts,
         "per_user": user_rows(outcome, plan, set(results.new_encodings), results.uploaded),
         "store": store,
         "bundle": bundle,

@@ -15,6 +15,8 @@ from facelogin.sync.discover import Discovery, Photo
 # Reason prefixes of rejections that were failures, not verdicts: `encoding failed` is how the
 # encode stage names a batch whose worker failed outright.
 RETRIED = (CANNOT_READ, "encoding failed")
+# `check` of a photo record rejected by the identity checks (facelogin.sync.identity).
+IDENTITY = "identity"
 
 
 def expected_thumbs(photo: Photo, sizes: list[int], prefix: str) -> dict[str, str]:
@@ -87,7 +89,8 @@ def plan_sync(
                 if status == ENCODED and thumbs == wanted[photo.filename] and not set(_keys(rec)) & shared:
                     plan.unchanged.append(photo)
                     continue
-                if status == REJECTED and not is_failure(rec.get("reason")):
+                # An identity rejection depends on everyone's photos: it is decided again each run.
+                if status == REJECTED and not is_failure(rec.get("reason")) and rec.get("check") != IDENTITY:
                     plan.kept_rejected.append((photo, str(rec.get("reason") or "rejected")))
                     continue
             plan.todo.append(photo)

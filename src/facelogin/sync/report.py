@@ -60,6 +60,13 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         lines += [f"- `{_short(r['file'])}`: {_escape(r['reason'])}" for r in rejected[:50]]
         if len(rejected) > 50:
             lines.append(f"- ... and {len(rejected) - 50} more")
+    conflicts = summary.get("conflicts") or []
+    if conflicts:
+        lines += ["", "## Identity conflicts", ""]
+        for c in conflicts:
+            kept = f"; kept under {c['kept']}" if c.get("kept") else ""
+            users = " and ".join(c["users"])
+            lines.append(f"- {c['kind']}: {_escape(users)} (d={c['distance']}){_escape(kept)}")
     if errors:
         lines += ["", "## Errors", ""]
         lines += [f"- `{_short(e['file'])}`: {_escape(e['error'])}" for e in errors[:50]]
