@@ -43,7 +43,7 @@ class EncoderTaskRunner(ThreadPoolTaskRunner):
             self.workers,
             mp_context=get_context("spawn"),
             initializer=start_worker,
-            initargs=(faces.load_faces,),
+            initargs=(os.getpid(), faces.load_faces),
         )
         return self
 

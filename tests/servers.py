@@ -76,6 +76,7 @@ class FaultyProxy:
     reset_rate: float = 0.0
     seed: int = 0
     resets: int = 0
+    delay: float = 0.0  # seconds each matching request waits before it is forwarded (a slow link)
     _random: Any = None
     # Answer requests that set an ACL the way S3 does for buckets with ACLs disabled
     # (BucketOwnerEnforced, the default since April 2023), which moto does not enforce.
@@ -136,6 +137,8 @@ class FaultyProxy:
                     self._reply(400, b"<Error><Code>AccessControlListNotSupported</Code>"
                                 b"<Message>The bucket does not allow ACLs</Message></Error>")  # fmt: skip
                     return
+                if proxy.delay and self.command in proxy.fail_methods and proxy.fail_paths in self.path:
+                    time.sleep(proxy.delay)
                 fault = proxy._fault(self.command, self.path)
                 if fault == "reset":  # drop the connection with no answer, as a broken network does
                     self.close_connection = True

@@ -39,12 +39,14 @@ def child_guard() -> Callable[[], None] | None:
     return die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
-def exit_when_orphaned(poll: float = 1.0) -> None:
-    """In a worker process: exit at once when the process that started it is gone.
+def exit_when_orphaned(parent: int | None = None, poll: float = 1.0) -> None:
+    """In a worker process: exit at once when the process that started it (`parent`) is gone.
 
     Works whichever thread started the worker, and on every POSIX system.
     """
-    parent = os.getppid()
+    parent = parent or os.getppid()
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -54,9 +56,13 @@ def exit_when_orphaned(poll: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-when-orphaned", daemon=True).start()
 
 
-def start_worker(*setup: Callable[[], object]) -> None:
-    """ProcessPoolExecutor initializer: watch the parent, then run `setup` (e.g. load the face models)."""
-    exit_when_orphaned()
+def start_worker(parent: int, *setup: Callable[[], object]) -> None:
+    """ProcessPoolExecutor initializer: watch `parent` (the pid that started the pool), then run `setup`.
+
+    The parent's pid is passed in rather than read here: a parent killed while the worker was still
+    starting would otherwise go unnoticed (the worker would watch its new parent, init).
+    """
+    exit_when_orphaned(parent)
     for step in setup:
         step()
 

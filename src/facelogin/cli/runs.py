@@ -124,7 +124,9 @@ class TemporaryServer:
 
     def start(self) -> None:
         import httpx
+        from prefect.settings import PREFECT_HOME
 
+        PREFECT_HOME.value().mkdir(parents=True, exist_ok=True)  # the server does not make it
         self.port = _free_port()
         env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # nobody to report to
         env.pop("PREFECT_API_URL", None)
@@ -140,8 +142,11 @@ class TemporaryServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     self.output.seek(0)
-                    error = self.output.read().decode(errors="replace").strip()[-2000:]
-                    raise RuntimeError(f"the temporary Prefect server exited: {error}")
+                    lines = self.output.read().decode(errors="replace").strip().splitlines()
+                    last = next(
+                        (line for line in reversed(lines) if "Error" in line), lines[-1] if lines else ""
+                    )
+                    raise RuntimeError(f"the temporary Prefect server did not start: {last.strip()}")
                 try:
                     if client.get(f"{self.api_url}/health").status_code == 200:
                         return

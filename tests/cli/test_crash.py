@@ -1,0 +1,160 @@
+"""A sync killed with SIGKILL at any stage: nothing of it survives, the next run starts at once and
+ends exactly where a clean run ends (same users, same objects, same bundle)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from facelogin.adapters.embedded import start_nx
+from facelogin.processes import command_line, pid_alive
+from tests.conftest import AWS_ENV, s3_for
+from tests.servers import FaultyProxy, MotoServer
+
+pytestmark = pytest.mark.slow
+
+USERS = ("Biden", "Obama", "Rose_Leslie")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+class Sites:
+    """Per name: a HOME (the embedded MongoDB in it) and a bucket behind a slow proxy, one images tree."""
+
+    def __init__(self, root: Path, images: Path, moto: MotoServer) -> None:
+        self.root, self.images, self.moto = root, images, moto
+        self.proxies: list[FaultyProxy] = []
+
+    def __call__(self, name: str) -> dict[str, Any]:
+        bucket = f"crash-{name}-{uuid.uuid4().hex[:8]}"
+        s3_for(self.moto.url).create_bucket(Bucket=bucket)
+        # Thumbnail uploads take a second each, one at a time: the upload stage lasts long enough
+        # to be killed in.
+        proxy = FaultyProxy(self.moto.url, fail_methods=("PUT",), fail_paths="/thumbs/", delay=1.0).start()
+        self.proxies.append(proxy)
+        home = self.root / name
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "AWS_", "PREFECT_"))}
+        env = keep | AWS_ENV | {"HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+        env |= {"AWS_ENDPOINT_URL": proxy.url, "FACELOGIN_BUCKET": bucket, "FACELOGIN_IO_THREADS": "1"}
+        env |= {"FACELOGIN_IMAGES": str(self.images), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        return {"env": env, "home": home, "bucket": bucket}
+
+
+@pytest.fixture(scope="module")
+def sites(faces: Path, tmp_path_factory: pytest.TempPathFactory, moto: MotoServer) -> Iterator[Sites]:
+    root = tmp_path_factory.mktemp("crash")
+    for user in USERS:
+        shutil.copytree(faces / "images" / user, root / "images" / user)
+    made = Sites(root, root / "images", moto)
+    yield made
+    for proxy in made.proxies:
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def expected(sites: Sites, moto: MotoServer) -> dict[str, Any]:
+    """Where a clean run of the same tree ends."""
+    clean = sites("clean")
+    done = sync(clean["env"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return end_state(clean, moto)
+
+
+def sync(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("facelogin")
+    return subprocess.run([str(exe), "sync", "--json"], env=env, capture_output=True, text=True, timeout=600,
+                          check=False)  # fmt: skip
+
+
+def end_state(case: dict[str, Any], moto: MotoServer) -> dict[str, Any]:
+    state = case["home"] / ".facelogin"
+    listed = s3_for(moto.url).list_objects_v2(Bucket=case["bucket"]).get("Contents", [])
+    nx = start_nx(state / "mongo")
+    try:
+        with MongoClient(nx.uri) as mongo:
+            users = sorted(
+                (d["username"], [(p["filename"], p["status"], p["thumbs"]) for p in d["photos"]])
+                for d in mongo["facelogin"]["users"].find()
+            )
+    finally:
+        nx.stop()
+    latest = json.loads((state / "bundle" / "latest.json").read_text())
+    return {"objects": sorted(o["Key"] for o in listed), "users": users, "bundle": latest["sha256"]}
+
+
+def workers(pid: int) -> bool:
+    """True while encoder worker processes run below `pid` (spawned by multiprocessing)."""
+    return any("spawn_main" in " ".join(command_line(p)) for p in descendants(pid))
+
+
+STAGES: dict[str, Callable[[int, dict[str, Any]], bool]] = {
+    # the temporary Prefect API is starting
+    "start-up": lambda pid, case: any("server" in command_line(p) for p in descendants(pid)),
+    # the encoder worker processes are running
+    "encoding": lambda pid, case: workers(pid),
+    # the encoders are done and thumbnails are staged, uploaded one a second
+    "upload": lambda pid, case: (
+        any((case["home"] / ".facelogin" / "staging").rglob("*.jpg")) and not workers(pid)
+    ),
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_a_sync_killed_at_any_stage_leaves_nothing_behind_and_the_next_run_converges(
+    stage: str, sites: Sites, expected: dict[str, Any], moto: MotoServer
+) -> None:
+    case = sites(stage)
+    exe = Path(sys.executable).with_name("facelogin")
+    process = subprocess.Popen([str(exe), "sync", "--json"], env=case["env"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not STAGES[stage](process.pid, case):
+        assert process.poll() is None, f"the sync ended before reaching {stage}"
+        assert time.monotonic() < deadline, f"never reached {stage}"
+        time.sleep(0.05)
+    left = descendants(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    deadline = time.monotonic() + 15
+    while (alive := {p for p in left if pid_alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive, [command_line(p) for p in alive]  # no orphaned server, worker or database
+
+    after = sync(case["env"])
+    assert after.returncode == 0, after.stderr[-3000:]
+    assert "waiting for it" not in after.stderr  # no stale lock to wait on
+    summary = json.loads(after.stdout)
+    assert summary["errors"] == [] and summary["users"] == len(USERS)
+    got = end_state(case, moto)
+    assert got["users"] == expected["users"] and got["bundle"] == expected["bundle"]
+    assert got["objects"] == expected["objects"]
