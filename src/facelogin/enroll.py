@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from facelogin.faces import ENCODED, FaceResult
 from facelogin.files import write_atomic
-from facelogin.naming import is_photo_name, name_problem
+from facelogin.naming import SUPPORTED, is_photo_name, name_problem
 from facelogin.sync.identity import SAME_FACE, Candidate, check_identities, enrolled_candidates
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def source_photos(source: Path) -> list[Path]:
         raise EnrollError(f"{source} is not a folder or a photo")
     photos = sorted(p for p in source.iterdir() if p.is_file() and is_photo_name(p.name))
     if not photos:
-        raise EnrollError(f"no photos (.jpg, .jpeg, .png, .webp) in {source}")
+        raise EnrollError(f"no photos ({SUPPORTED}) in {source}")
     return photos
 
 
@@ -144,7 +144,7 @@ def enroll(
     folder = images / username
     result = Enrolment(username, str(folder))
     existing = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    known = {_digest((folder / n).read_bytes()) for n in existing if is_photo_name(n)}
+    known = {_digest(data) for n in existing if is_photo_name(n) and (data := _read_regular(folder / n))}
 
     good: list[tuple[Path, bytes, Candidate]] = []
     for path in sources:
@@ -230,6 +230,17 @@ def _unique(ref: str, taken: set[str]) -> str:
         n += 1
         out = f"{ref} ({n})"
     return out
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of a regular file; None for anything else (a FIFO would block) or an unreadable one."""
+    from facelogin.imaging import PhotoError, open_regular
+
+    try:
+        with open_regular(path) as fh:
+            return fh.read()
+    except (OSError, PhotoError):
+        return None
 
 
 def _digest(data: bytes) -> str:

@@ -235,3 +235,19 @@ def test_presigned_urls_serve_thumbnails_and_plain_urls_do_not(
 
     plain = f"{sync_env['AWS_ENDPOINT_URL']}/{sync_env['FACELOGIN_BUCKET']}/{key}"
     assert _get(plain)[0] == 403
+
+
+@pytest.mark.parametrize("mode", ["presigned", "base-url", "public-acl"])
+def test_only_thumbnails_can_ever_be_public(
+    images: Path, sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("FACELOGIN_URL_MODE", mode)
+    monkeypatch.setenv("FACELOGIN_BASE_URL", "https://cdn.example.org/faces")
+    sync_faces(images=str(images))
+
+    keys = bucket_keys(sync_env)
+    assert any(k.startswith("encodings/bundle-") for k in keys) and "encodings/latest.json" in keys
+    for key in keys:  # fetched anonymously, as anyone on the internet would
+        status, _ = _get(f"{sync_env['AWS_ENDPOINT_URL']}/{sync_env['FACELOGIN_BUCKET']}/{key}")
+        public = mode == "public-acl" and key.startswith("thumbs/")
+        assert status == (200 if public else 403), (key, status)
