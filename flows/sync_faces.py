@@ -19,7 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from facelogin.adapters.connect import catalog_server
 from facelogin.faces import model_info
-from facelogin.settings import Settings
+from facelogin.settings import Settings, load_settings
 from facelogin.sync.guard import check_images_root, check_removals
 from facelogin.sync.identity import check_identities
 from facelogin.sync.outcome import RunResults, SyncError, summarize
@@ -62,7 +62,7 @@ def sync_faces(
     `dry_run` only says what would be done. A run that would remove more than one user and more
     than FACELOGIN_MAX_REMOVAL_SHARE of them stops unless `allow_removals` covers them or `prune`.
     """
-    settings = Settings() if images is None else Settings(images=Path(images))
+    settings = load_settings() if images is None else load_settings(images=Path(images))
     logger = get_run_logger()
     for message in settings.deprecations:
         logger.warning(message)
@@ -88,7 +88,7 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
         store = check_store(settings)
         check_catalog(settings)
         clear_staging(settings.staging_dir)
-        found = discover_photos(str(settings.images))
+        found = discover_photos(str(settings.images), str(settings.stat_cache))
         recorded = load_photos(settings)
         plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
         check_removals(len(recorded), plan.removed_users, allow_removals, prune, settings.max_removal_share)
@@ -102,7 +102,8 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
     with stage("train"):
         thumbnails = start_thumbnails(run.thumbnail_jobs(), staging)
         new = run.add_encodings(encode_photos(settings, run.to_encode(cached)))
-        save_encodings(settings, new, model)
+        if new:
+            save_encodings(settings, new, model)
         if plan.todo:  # one person per user, one user per person: checked whenever photos changed
             known = cached | load_encodings(settings, run.identity_shas(cached))
             run.add_identity(check_identities(run.identity_candidates(known)))
@@ -119,12 +120,12 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
         upserted = upsert_users(settings, outcome)
         stale = outcome.stale_keys(recorded)
         deleted = delete_objects(settings, stale) if stale else 0
-        removed = remove_users(settings, plan.removed_users, outcome.kept_shas)
+        changed = plan.todo or plan.removed_users or stale or run.identity
+        removed = remove_users(settings, plan.removed_users, outcome.kept_shas) if changed else 0
 
     with stage("publish"):
-        stored = load_encodings(settings, outcome.encoded_shas)
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        bundle = publish_bundle(settings, outcome, stored, created, model)
+        bundle = publish_bundle(settings, outcome, created, model)
 
     summary = summarize(
         found, run, outcome, upserted=upserted, removed_users=removed, deleted_objects=deleted,

@@ -6,11 +6,16 @@ from pathlib import Path
 
 from prefect import task
 
+from facelogin.sync import statcache
 from facelogin.sync.discover import Discovery
 from facelogin.sync.discover import discover_photos as find_photos
 
 
 @task(task_run_name="discover-photos")
-def discover_photos(images: str) -> Discovery:
-    """Find every user folder and photo under the images root, hashing each photo's content."""
-    return find_photos(Path(images))
+def discover_photos(images: str, stat_cache: str | None = None) -> Discovery:
+    """Find every user folder and photo under the images root, hashing only new or changed photos."""
+    known = statcache.load(Path(stat_cache)) if stat_cache else {}
+    found = find_photos(Path(images), known)
+    if stat_cache and found.hashes != known:
+        statcache.save(Path(stat_cache), found.hashes)
+    return found

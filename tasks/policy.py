@@ -49,7 +49,14 @@ def transient_mongo(task: Any, task_run: Any, state: State[Any]) -> bool:
 
 
 _BACKOFF = {"retries": len(DELAYS), "retry_delay_seconds": DELAYS, "retry_jitter_factor": 0.5}
+
+
+def transient_io(task: Any, task_run: Any, state: State[Any]) -> bool:
+    return transient_s3(task, task_run, state) or transient_mongo(task, task_run, state)
+
+
 S3_RETRIES: dict[str, Any] = {**_BACKOFF, "retry_condition_fn": transient_s3}
+IO_RETRIES: dict[str, Any] = {**_BACKOFF, "retry_condition_fn": transient_io}
 MONGO_RETRIES: dict[str, Any] = {**_BACKOFF, "retry_condition_fn": transient_mongo}
 
 

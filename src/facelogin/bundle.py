@@ -219,6 +219,21 @@ def publish_bundle(store: ObjectStore, prefix: str, data: bytes, manifest: dict[
     return key(manifest_name(version))
 
 
+def published_everywhere(targets: list[tuple[ObjectStore, str]], inputs: str) -> dict[str, Any] | None:
+    """The manifest every target's latest pointer names when all were built from `inputs`, else None."""
+    manifests = []
+    for store, prefix in targets:
+        try:
+            manifests.append(read_manifest(store, prefix))
+        except BundleError:
+            return None
+    if not manifests or any(
+        m.get("inputs") != inputs or m["sha256"] != manifests[0]["sha256"] for m in manifests
+    ):
+        return None
+    return manifests[0]
+
+
 def publish_to(
     targets: list[tuple[ObjectStore, str]], data: bytes, manifest: dict[str, Any]
 ) -> tuple[list[str], list[str]]:

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         return self.state_dir / "mongo"
 
     @property
+    def stat_cache(self) -> Path:
+        """Each photo's size, mtime, inode and ctime with its sha256: unchanged photos are not read."""
+        return self.state_dir / "stat-cache.json"
+
+    @property
     def login_cache_dir(self) -> Path:
         """Where `facelogin login` on this machine keeps its last good bundle (its default)."""
         return self.state_dir / "login-cache"
@@ -168,3 +173,24 @@ class Settings(BaseSettings):
     def with_mongodb(self, uri: str) -> Settings:
         """A copy that connects to `uri` (the embedded server started for a run)."""
         return self.model_copy(update={"mongodb_uri": SecretStr(uri)})
+
+
+class SettingsError(ValueError):
+    """A setting with a value that cannot work; the message names the variable and what it accepts."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (and `overrides`), or a SettingsError naming each bad variable."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = f"--{field}" if field in overrides else PREFIX + field.upper()
+            got = error.get("input")
+            shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+            problems.append(f"{name}: {error['msg']}{shown}")
+        raise SettingsError("; ".join(problems)) from None

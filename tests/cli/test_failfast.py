@@ -98,3 +98,15 @@ def test_an_images_root_that_looks_wrong_is_refused(
         root.mkdir()
     line = failed_line(facelogin("sync", "--images", str(root), env=env))
     assert str(root) in line and says in line and not (tmp_path / "state").exists()
+
+
+def test_a_setting_with_a_typo_names_the_variable_and_what_it_accepts(
+    images: Path, env: dict[str, str]
+) -> None:
+    env |= {"FACELOGIN_URL_MODE": "presign"}
+    line = failed_line(facelogin("sync", "--images", str(images), env=env))
+    assert (
+        "FACELOGIN_URL_MODE" in line
+        and "'presigned', 'public-acl' or 'base-url'" in line
+        and "presign" in line
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -251,3 +254,33 @@ def test_only_thumbnails_can_ever_be_public(
         status, _ = _get(f"{sync_env['AWS_ENDPOINT_URL']}/{sync_env['FACELOGIN_BUCKET']}/{key}")
         public = mode == "public-acl" and key.startswith("thumbs/")
         assert status == (200 if public else 403), (key, status)
+
+
+def test_a_nightly_run_with_nothing_new_reads_writes_and_publishes_nothing(
+    images: Path, sync_env: dict[str, str], users: Any
+) -> None:
+    first = sync_faces(images=str(images))
+    assert first["bytes_read"] == sum(p.stat().st_size for p in images.glob("*/*"))
+
+    quiet = sync_faces(images=str(images))
+    assert (quiet["bytes_read"], quiet["encoded"], quiet["uploaded"], quiet["upserted"]) == (0, 0, 0, 0)
+    assert quiet["bundle"]["published_to"] == [] and quiet["bundle"]["version"] == first["bundle"]["version"]
+
+    # Touched, not changed: read again (its stamp changed), found the same, nothing else done.
+    touched = images / "Biden" / "biden_01.jpg"
+    os.utime(touched, ns=(time.time_ns(), time.time_ns()))
+    again = sync_faces(images=str(images))
+    assert again["bytes_read"] == touched.stat().st_size and (again["encoded"], again["upserted"]) == (0, 0)
+
+    # Changed in place with its size and mtime put back: the ctime gives it away.
+    photo = images / "Obama" / "obama_02.jpg"
+    before = photo.stat()
+    data = bytearray(photo.read_bytes())
+    data[-3] ^= 0xFF  # a byte of the last scan: a different file of the same size
+    photo.write_bytes(bytes(data))
+    os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))
+    changed = sync_faces(images=str(images))
+    assert changed["encoded"] == 1 and changed["upserted"] == 1
+    obama = users.find_one({"username": "Obama"})
+    record = next(p for p in obama["photos"] if p["filename"] == "obama_02.jpg")
+    assert record["sha256"] == hashlib.sha256(bytes(data)).hexdigest()

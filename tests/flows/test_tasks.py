@@ -120,9 +120,12 @@ def test_publish_bundle_writes_locally_and_to_the_store_once(
     encodings = {p.sha256: [i / 1000] * 128 for i, p in enumerate(plan.todo)}
     run.add_encodings({sha: FaceResult(ENCODED, encoding=e) for sha, e in encodings.items()})
     outcome = run.outcome(found.users, {})
+    save_encodings.fn(settings, encodings, MODEL)
 
-    first = publish_bundle.fn(settings, outcome, encodings, "2026-01-01T00:00:00+00:00", MODEL)
-    again = publish_bundle.fn(settings, outcome, encodings, "2026-01-01T00:00:00+00:00", MODEL)
+    first = publish_bundle.fn(settings, outcome, "2026-01-01T00:00:00+00:00", MODEL)
+    with MongoClient(sync_env["FACELOGIN_MONGODB_URI"]) as mongo:  # unchanged inputs: not even read
+        mongo[sync_env["FACELOGIN_DATABASE"]]["faces"].delete_many({})
+    again = publish_bundle.fn(settings, outcome, "2026-01-02T00:00:00+00:00", MODEL)
 
     assert (first["users"], first["encodings"]) == (6, 12) and len(first["published_to"]) == 2
     assert again["published_to"] == [] and again["version"] == first["version"]

@@ -30,6 +30,14 @@ class CatalogError(RuntimeError):
     """A permanent MongoDB problem (unreachable, refused credentials) with a message a person can act on."""
 
 
+def document_digest(doc: dict[str, Any]) -> str:
+    """sha256 of a user document's content (what the sync writes), in a stable form."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def describe_uri(uri: str) -> str:
     """The hosts of a MongoDB URI without its credentials or options: `db.example.org:27017`."""
     rest = uri.split("://", 1)[-1]
@@ -94,19 +102,36 @@ class Catalog:
         return len(ops)
 
     def upsert_users(self, docs: list[dict[str, Any]], now: datetime | None = None) -> int:
-        """Write each user's document in one bulk request; re-running never duplicates."""
+        """Write the documents that changed, in one bulk request; returns how many were written.
+
+        Each document is stored with the digest of its content, so an unchanged user costs one
+        read and no write (a nightly run with nothing new writes nothing). Re-running never
+        duplicates: the upsert is keyed on the unique username.
+        """
         if not docs:
             return 0
+        digests = {doc["username"]: document_digest(doc) for doc in docs}
+        stored = {
+            d["username"]: d.get("digest")
+            for d in self.users.find(
+                {"username": {"$in": sorted(digests)}}, {"_id": 0, "username": 1, "digest": 1}
+            )
+        }
         now = now or datetime.now(UTC)
         ops = [
             UpdateOne(
                 {"username": doc["username"]},
-                {"$set": {**doc, "updated_at": now}, "$setOnInsert": {"created_at": now}},
+                {
+                    "$set": {**doc, "digest": digests[doc["username"]], "updated_at": now},
+                    "$setOnInsert": {"created_at": now},
+                },
                 upsert=True,
             )
             for doc in docs
+            if stored.get(doc["username"]) != digests[doc["username"]]
         ]
-        self.users.bulk_write(ops, ordered=False)
+        if ops:
+            self.users.bulk_write(ops, ordered=False)
         return len(ops)
 
     def remove_users(self, usernames: Iterable[str]) -> int:

@@ -51,14 +51,14 @@ def sync(
     """
     from facelogin.adapters import connect
     from facelogin.cli import runs
-    from facelogin.settings import Settings
+    from facelogin.settings import load_settings
     from facelogin.sync.guard import SyncRefused, check_images_root
     from facelogin.sync.outcome import SyncError
 
     if as_json:
         runs.quiet_prefect_console()
     try:
-        settings = Settings() if images is None else Settings(images=images)
+        settings = load_settings() if images is None else load_settings(images=images)
         for message in settings.deprecations:
             typer.secho(f"warning: {message}", fg="yellow", err=True)
         # Mistakes are found before Prefect starts: in seconds, not after half a minute.
@@ -91,9 +91,10 @@ def _is_refusal(exc: BaseException) -> bool:
     """Errors that mean nothing was changed: a refusal, a store or database that cannot be used."""
     from facelogin.adapters.catalog import CatalogError
     from facelogin.adapters.store import StoreError
+    from facelogin.settings import SettingsError
     from facelogin.sync.guard import SyncRefused
 
-    return isinstance(exc, SyncRefused | StoreError | CatalogError)
+    return isinstance(exc, SyncRefused | StoreError | CatalogError | SettingsError)
 
 
 def _fail(message: str, summary: dict[str, Any] | None, as_json: bool, code: int) -> None:

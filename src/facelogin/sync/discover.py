@@ -15,6 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from facelogin.imaging import PhotoError, file_kind, open_regular
 from facelogin.naming import format_problem, is_photo_name, name_problem
@@ -59,6 +60,9 @@ class Discovery:
     unreadable_users: set[str] = field(default_factory=set)
     # Refs (`User/file.jpg`) of photos in a readable folder that could not be read.
     unreadable_photos: set[str] = field(default_factory=set)
+    # path -> [size, mtime_ns, inode, ctime_ns, sha256] of every photo: the next run's stat cache.
+    hashes: dict[str, list[Any]] = field(default_factory=dict)
+    bytes_read: int = 0  # photo bytes read to hash them (0 when the stat cache knew every photo)
 
     @property
     def photos(self) -> list[Photo]:
@@ -95,8 +99,12 @@ def _unreadable(exc: OSError, path: Path) -> str:
     return f"cannot be read ({_why(exc, path)}): {KEPT}"
 
 
-def discover_photos(root: Path) -> Discovery:
+def discover_photos(root: Path, known: dict[str, list[Any]] | None = None) -> Discovery:
     """Every user folder directly under `root` and its photos, sorted by name.
+
+    `known` is the stat cache of an earlier run (Discovery.hashes): a photo whose size, mtime,
+    inode and ctime are unchanged is not read again. Writing a file changes its ctime, even when
+    its size and mtime are put back, so a changed photo is always hashed again.
 
     A user folder with no photo is still a user (with no photos), so that removing the last
     photo removes it everywhere. The root itself must be readable (OSError otherwise): with
@@ -107,6 +115,7 @@ def discover_photos(root: Path) -> Discovery:
         raise FileNotFoundError(f"images root {str(root)!r} is not a directory")
     real_root = root.resolve()
     found = Discovery()
+    known = known or {}
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
         if entry.name.startswith("."):
             continue
@@ -136,7 +145,7 @@ def discover_photos(root: Path) -> Discovery:
             found.rejected.append(Rejection(str(entry), problem))
             continue
         try:
-            found.users[entry.name] = _user_photos(entry, real_root, found)
+            found.users[entry.name] = _user_photos(entry, real_root, found, known)
         except OSError as exc:
             _reject_unreadable_user(found, entry, exc)
     return found
@@ -151,7 +160,7 @@ def _reject_unreadable_user(found: Discovery, folder: Path, exc: OSError) -> Non
     found.unreadable_users.add(folder.name)
 
 
-def _user_photos(folder: Path, real_root: Path, found: Discovery) -> list[Photo]:
+def _user_photos(folder: Path, real_root: Path, found: Discovery, known: dict[str, list[Any]]) -> list[Photo]:
     """The photos of one user folder; OSError when the folder itself cannot be listed."""
     user = folder.name
     photos = []
@@ -163,10 +172,11 @@ def _user_photos(folder: Path, real_root: Path, found: Discovery) -> list[Photo]
             found.rejected.append(Rejection(str(path), "symbolic link leaves the images root"))
             continue
         try:
-            kind = file_kind(path.stat().st_mode)
+            st = path.stat()
         except OSError as exc:
             _reject_unreadable_photo(found, path, user, exc)
             continue
+        kind = file_kind(st.st_mode)
         if kind == "folder":
             _reject_sub_folder(path, user, found)
             continue
@@ -176,8 +186,16 @@ def _user_photos(folder: Path, real_root: Path, found: Discovery) -> list[Photo]
         if problem := format_problem(path.name) or name_problem(path.name, "file name"):
             found.rejected.append(Rejection(str(path), problem))
             continue
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+        cached = known.get(os.fspath(path))
+        if cached is not None and cached[:4] == stamp:
+            found.hashes[os.fspath(path)] = cached
+            photos.append(Photo(user, path.name, os.fspath(path), str(cached[4]), st.st_size))
+            continue
         try:
             digest, size = hash_file(path)
+            found.bytes_read += size
+            found.hashes[os.fspath(path)] = [*stamp, digest]
         except PhotoError as exc:  # swapped for a pipe or device since it was listed
             found.rejected.append(Rejection(str(path), str(exc)))
             continue

@@ -151,6 +151,18 @@ class Outcome:
         """username -> profile image (photo, keys, stable URLs) as the user documents hold it."""
         return {doc["username"]: doc["profile_image"] for doc in self._documents(preferred, stable_url)}
 
+    def bundle_inputs(self, profiles: dict[str, dict[str, Any] | None], model: dict[str, str]) -> str:
+        """A digest of everything the bundle is built from: when it matches the published bundle's,
+        the bundle would come out the same and nothing needs loading or publishing."""
+        import hashlib
+        import json
+
+        encoded = {
+            u: [r["sha256"] for r in recs if r["status"] == ENCODED] for u, recs in self.records.items()
+        }
+        body = json.dumps([encoded, profiles, model], sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
+
     def bundle_encodings(self, stored: dict[str, list[float]]) -> dict[str, list[list[float]]]:
         """username -> the encodings of their encoded photos, from `stored` (content hash -> encoding)."""
         return {
@@ -388,6 +400,7 @@ def summarize(
         "deleted_objects": deleted_objects,
         "errors": results.errors,
         "conflicts": results.conflicts,
+        "bytes_read": found.bytes_read,
         "per_user": user_rows(outcome, plan, set(results.new_encodings), results.uploaded),
         "store": store,
         "bundle": bundle,
