@@ -69,7 +69,15 @@ def login(
     height: Annotated[
         int, typer.Option("--height", min=0, help="Reduce frames to this height (0: never).")
     ] = 320,
-    upsample: Annotated[int, typer.Option("--upsample", min=0, help="Detector upsampling passes.")] = 1,
+    upsample: Annotated[
+        int | None,
+        typer.Option(
+            "--upsample",
+            min=0,
+            help="Detector upsampling passes.",
+            show_default="0, then 1 when no face is found",
+        ),
+    ] = None,
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON output.")] = False,
 ) -> None:
     """Decide who is in front of the camera (or in images, or a video): one JSON object on stdout.
