@@ -14,6 +14,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from facelogin import faces
 from facelogin.processes import start_worker
 from facelogin.settings import Settings
+from facelogin.sync import progress
 from facelogin.sync.discover import Photo
 from facelogin.sync.plan import batch_label, batches
 from tasks.policy import outcome_of
@@ -103,6 +104,7 @@ def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.Fa
         results: dict[str, faces.FaceResult] = {}
         for batch, future in zip(work, futures, strict=True):
             value, exc = outcome_of(future)
+            progress.advance(progress.ENCODED, len(batch), len(photos))
             for i, photo in enumerate(batch):
                 failed = faces.FaceResult(faces.REJECTED, reason=f"encoding failed: {exc}")
                 results[photo.sha256] = failed if exc is not None else value[i]

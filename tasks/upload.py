@@ -12,6 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from facelogin.adapters import connect
 from facelogin.adapters.connect import open_store
 from facelogin.settings import Settings
+from facelogin.sync import progress
 from facelogin.sync.transfer import pending, upload_staged
 from tasks.policy import S3_RETRIES, outcome_of
 
@@ -60,6 +61,7 @@ def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> 
         ]
         for (_, keys), future in zip(batches, futures, strict=True):
             _, error = outcome_of(future)
+            progress.advance(progress.UPLOADED, len(keys), total)
             if error is not None:
                 failed |= dict.fromkeys(pending(Path(staging), keys), error)
     return failed

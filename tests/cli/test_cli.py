@@ -94,3 +94,21 @@ def test_two_syncs_at_once_run_one_after_the_other_without_a_traceback(
         assert "Traceback" not in stderr, stderr[-3000:]
     # One after the other: the second found everything done by the first.
     assert sorted(json.loads(out)["encoded"] for out, _ in outputs) == [0, 12]
+
+
+def test_progress_bars_follow_the_stages(capsys: pytest.CaptureFixture[str]) -> None:
+    from facelogin.cli.sync import progress_bars
+    from facelogin.sync import progress
+
+    with progress_bars(True):
+        progress.advance(progress.HASHED, 2)
+        progress.advance(progress.HASHED, 0, total=2)
+        for _ in range(3):
+            progress.advance(progress.ENCODED, 1, 3)
+    with progress_bars(False):  # --json, or not a terminal: nothing shown
+        progress.advance(progress.UPLOADED, 5, 5)
+
+    shown = capsys.readouterr()
+    assert "photos hashed" in shown.err and "2/2" in shown.err
+    assert "photos encoded" in shown.err and "3/3" in shown.err
+    assert "objects uploaded" not in shown.err and shown.out == ""

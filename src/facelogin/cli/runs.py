@@ -57,17 +57,31 @@ def project_dir() -> Path:
     )
 
 
-def run_sync(parameters: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class SyncRun:
+    summary: dict[str, Any]
+    url: str | None  # the run's page in the Prefect UI, when the API outlives this command
+
+
+def run_sync(parameters: dict[str, Any]) -> SyncRun:
     """Run the sync flow in this process as a worker would: loaded from its entrypoint in the project.
 
     Relative paths in `parameters` must already be absolute: the flow runs in the project directory.
+    Raises what the flow raised.
     """
     from prefect.flows import load_flow_from_entrypoint
 
     with contextlib.chdir(project_dir()):
         sync_faces: Any = load_flow_from_entrypoint(ENTRYPOINT, use_placeholder_flow=False)
-        result: dict[str, Any] = sync_faces(**parameters)
-    return result
+        state = sync_faces(**parameters, return_state=True)
+    url = None
+    run_id = state.state_details.flow_run_id
+    if run_id is not None and not os.environ.get(TEMPORARY_API_ENV):
+        from prefect.utilities.urls import url_for
+
+        url = url_for("flow-run", obj_id=run_id)
+    summary: dict[str, Any] = state.result()
+    return SyncRun(summary, url)
 
 
 @contextmanager

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,7 +59,8 @@ def sync(
     from facelogin.sync.guard import SyncRefused, check_images_root
     from facelogin.sync.outcome import SyncError
 
-    if as_json:
+    show_progress = not as_json and sys.stderr.isatty()
+    if as_json or show_progress:
         runs.quiet_prefect_console()
     try:
         settings = load_settings() if images is None else load_settings(images=images)
@@ -70,8 +75,9 @@ def sync(
             os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
         parameters = {"images": str(settings.images.resolve()), "full": full, "dry_run": dry_run,
                       "allow_removals": allow_removals, "prune": prune}  # fmt: skip
-        with runs.local_prefect_api():
-            summary = runs.run_sync(parameters)
+        with runs.local_prefect_api(), progress_bars(show_progress):
+            run = runs.run_sync(parameters)
+        summary = run.summary
     except SyncRefused as exc:
         _fail(str(exc), None, as_json, EXIT_ERROR)
     except SyncError as exc:
@@ -81,10 +87,52 @@ def sync(
         _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
-    elif dry_run:
+        return
+    if dry_run:
         _print_preview(summary)
     else:
         _print_summary(summary)
+    if run.url:
+        typer.echo(f"run: {run.url}")
+    else:
+        typer.echo(
+            "this run was not kept (a temporary Prefect API): to keep runs and watch them in the UI, "
+            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """A progress bar per stage on the terminal, fed by the `facelogin.progress` log records."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bars = Progress(*columns, console=Console(stderr=True))
+    ids: dict[str, Any] = {}
+
+    class Bars(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            stage = getattr(record, "stage", None)
+            if stage is None:
+                return
+            total = getattr(record, "total", None)
+            if stage not in ids:
+                ids[stage] = bars.add_task(stage, total=total)
+            bars.update(ids[stage], advance=getattr(record, "done", 0), total=total)
+
+    logger = logging.getLogger("facelogin.progress")
+    handler = Bars(level=logging.DEBUG)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        with bars:
+            yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _is_refusal(exc: BaseException) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from facelogin.imaging import PhotoError, file_kind, open_regular
 from facelogin.naming import format_problem, is_photo_name, name_problem
+from facelogin.sync import progress
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Discovery:
     # path -> [size, mtime_ns, inode, ctime_ns, sha256] of every photo: the next run's stat cache.
     hashes: dict[str, list[Any]] = field(default_factory=dict)
     bytes_read: int = 0  # photo bytes read to hash them (0 when the stat cache knew every photo)
+    hashed: int = 0  # photos read to hash them
 
     @property
     def photos(self) -> list[Photo]:
@@ -194,6 +196,8 @@ def _user_photos(folder: Path, real_root: Path, found: Discovery, known: dict[st
             continue
         try:
             digest, size = hash_file(path)
+            progress.advance(progress.HASHED, 1)
+            found.hashed += 1
             found.bytes_read += size
             found.hashes[os.fspath(path)] = [*stamp, digest]
         except PhotoError as exc:  # swapped for a pipe or device since it was listed
