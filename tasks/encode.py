@@ -64,7 +64,22 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
     """The task runner for face encoding: light local processes, threads, or a Dask cluster."""
     workers = settings.encode_workers or os.cpu_count() or 1
     if settings.task_runner == "dask":
+        import sys
+
+        import cloudpickle
+
+        # Dask workers have facelogin installed, not this checkout's flows/ and tasks/: the encode
+        # task and the flow it runs in (part of the run context) travel by value; their bodies
+        # call facelogin, which the workers import themselves.
+        from prefect.context import FlowRunContext
         from prefect_dask import DaskTaskRunner  # optional extra: facelogin[dask]
+
+        context = FlowRunContext.get()
+        glue = [m for name, m in sys.modules.items() if name == "tasks" or name.startswith("tasks.")]
+        if context is not None and context.flow is not None:
+            glue.append(sys.modules[context.flow.fn.__module__])
+        for module in glue:
+            cloudpickle.register_pickle_by_value(module)
 
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)

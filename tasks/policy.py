@@ -62,8 +62,7 @@ MONGO_RETRIES: dict[str, Any] = {**_BACKOFF, "retry_condition_fn": transient_mon
 
 def outcome_of(future: PrefectFuture[Any]) -> tuple[Any, BaseException | None]:
     """A task's result, or the exception it ended with: one failure is reported, not raised."""
-    future.wait()
     try:
-        return future.state.result(), None
+        return future.result(), None  # waits; a Dask future's state is only read back through it
     except BaseException as exc:  # noqa: BLE001
         return None, exc
