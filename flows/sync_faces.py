@@ -109,8 +109,10 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
             run.add_identity(check_identities(run.identity_candidates(known)))
 
     with stage("thumbnails"):  # what is left of it once the encoders are done
-        for user, future in thumbnails.items():
-            discard_staged(Path(staging), run.add_thumbnails(user, *outcome_of(future)))
+        for users, future in thumbnails:
+            problems, error = outcome_of(future)
+            for user in users:
+                discard_staged(Path(staging), run.add_thumbnails(user, problems, error))
 
     with stage("upload"):
         run.add_uploads(upload_all(settings, run.upload_jobs(), staging))

@@ -10,8 +10,8 @@ from prefect.futures import PrefectFuture
 from facelogin.sync.transfer import stage_thumbnails
 
 
-@task(task_run_name="thumbnail-{username}")
-def make_thumbnails(username: str, photos: dict[str, dict[str, str]], staging: str) -> dict[str, str | None]:
+@task(task_run_name="thumbnail-{label}")
+def make_thumbnails(label: str, photos: dict[str, dict[str, str]], staging: str) -> dict[str, str | None]:
     """Make a user's thumbnails (upright, RGB, no metadata) and stage them under their object keys.
 
     Returns, per photo path, None when staged or the reason it could not be decoded.
@@ -19,12 +19,26 @@ def make_thumbnails(username: str, photos: dict[str, dict[str, str]], staging: s
     return stage_thumbnails(photos, Path(staging))
 
 
+BATCH = 16  # photos per thumbnail task: small users share one, so 5,000 users are not 5,000 task runs
+
+
 def start_thumbnails(
     jobs: dict[str, dict[str, dict[str, str]]], staging: str
-) -> dict[str, PrefectFuture[dict[str, str | None]]]:
-    """One thumbnail task per user, started on the flow's threads while the encoders run.
+) -> list[tuple[list[str], PrefectFuture[dict[str, str | None]]]]:
+    """Thumbnail tasks over the users' photos, started on the flow's threads while the encoders run.
 
     Thumbnails do not depend on the face check, and making them alongside it uses the time the
     encoding processes spend starting; those of photos the check rejects are dropped unused.
+    Returns, per task, the users it covers and its future.
     """
-    return {user: make_thumbnails.submit(user, photos, staging) for user, photos in jobs.items()}
+    started: list[tuple[list[str], PrefectFuture[dict[str, str | None]]]] = []
+    users: list[str] = []
+    photos: dict[str, dict[str, str]] = {}
+    for user, user_photos in jobs.items():
+        users.append(user)
+        photos |= user_photos
+        if len(photos) >= BATCH or user == next(reversed(jobs)):
+            label = users[0] if len(users) == 1 else f"{users[0]}+{len(users) - 1}"
+            started.append((users, make_thumbnails.submit(label, photos, staging)))
+            users, photos = [], {}
+    return started
