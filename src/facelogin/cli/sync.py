@@ -49,42 +49,55 @@ def sync(
     Exit code 0 synced, 1 some photos could not be synced (the others were), 2 nothing was changed
     (a path, a setting or a server to fix first; the message says which).
     """
-    from facelogin.adapters import connect
     from facelogin.cli import runs
     from facelogin.settings import Settings
-    from facelogin.sync.guard import SyncRefused, check_images_root
-    from facelogin.sync.outcome import SyncError
 
     if as_json:
         runs.quiet_prefect_console()
     try:
         settings = Settings() if images is None else Settings(images=images)
-        for message in settings.deprecations:
-            typer.secho(f"warning: {message}", fg="yellow", err=True)
-        # Mistakes are found before Prefect starts: in seconds, not after half a minute.
-        check_images_root(settings.images, allow_empty=prune)
-        connect.check_store(settings)
-        connect.check_catalog(settings)
-        # The flow runs in the project directory: paths given here are relative to where we are.
-        if not settings.state_dir.is_absolute():
-            os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
-        parameters = {"images": str(settings.images.resolve()), "full": full, "dry_run": dry_run,
-                      "allow_removals": allow_removals, "prune": prune}  # fmt: skip
-        with runs.local_prefect_api():
-            summary = runs.run_sync(parameters)
-    except SyncRefused as exc:
-        _fail(str(exc), None, as_json, EXIT_ERROR)
-    except SyncError as exc:
-        _fail(str(exc), exc.summary, as_json, EXIT_FAILED)
-    except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
-        code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
-        _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
+    except ValueError as exc:  # pydantic's ValidationError: a setting with a bad value
+        _fail(f"invalid setting: {exc}", None, as_json, EXIT_ERROR)
+    parameters = {"full": full, "dry_run": dry_run, "allow_removals": allow_removals, "prune": prune}
+    summary = run_checked(settings, parameters, as_json)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     elif dry_run:
         _print_preview(summary)
     else:
         _print_summary(summary)
+
+
+def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """Check the images root, store and MongoDB, then run the flow here; the summary, or exit 1/2.
+
+    Mistakes are found before Prefect starts: in seconds, not after half a minute.
+    """
+    from facelogin.adapters import connect
+    from facelogin.cli import runs
+    from facelogin.sync.guard import SyncRefused, check_images_root
+    from facelogin.sync.outcome import SyncError
+
+    try:
+        for message in settings.deprecations:
+            typer.secho(f"warning: {message}", fg="yellow", err=True)
+        check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
+        checked = runs.settings_with_blocks(settings)
+        connect.check_store(checked)
+        connect.check_catalog(checked)
+        # The flow runs in the project directory: paths given here are relative to where we are.
+        if not settings.state_dir.is_absolute():
+            os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
+        with runs.local_prefect_api():
+            summary: dict[str, Any] = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
+    except (SyncRefused, runs.BlockError) as exc:
+        _fail(str(exc), None, as_json, EXIT_ERROR)
+    except SyncError as exc:
+        _fail(str(exc), exc.summary, as_json, EXIT_FAILED)
+    except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
+        code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
+        _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
+    return summary
 
 
 def _is_refusal(exc: BaseException) -> bool:
@@ -127,6 +140,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
     bundle = summary["bundle"]
     table.add_row("bundle", f"{bundle['version']} ({bundle['users']} users) in {bundle['path']}")
     table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds"].items()))
+    # Where it all went, so a run on the wrong settings cannot pass for a good one.
+    table.add_row("images root", str(summary.get("images") or "-"))
+    table.add_row("object store", str(summary.get("store") or "-"))
+    table.add_row("MongoDB", str(summary.get("catalog") or "-"))
+    table.add_row("bundle published", str(bundle.get("location") or "-"))
     console.print(table)
+    for warning in summary.get("warnings") or []:
+        console.print(f"[yellow]warning[/] {warning}")
     for item in summary["rejected"]:
         console.print(f"[yellow]rejected[/] {item['file']}: {item['reason']}")
