@@ -19,6 +19,12 @@ import typer
 from facelogin.cli.exits import OK, REJECTED
 
 PASS, WARN, FAIL = "OK", "WARN", "FAIL"
+NAMES = {"_images": "images root", "_catalog": "MongoDB", "_store": "object store", "_bundle": "bundle"}
+FIXES = {
+    "_catalog": "start MongoDB, or fix FACELOGIN_MONGODB_URI / the Secret block it comes from",
+    "_store": "fix FACELOGIN_BUCKET, AWS_* credentials and AWS_ENDPOINT_URL (or the S3 block)",
+    "_bundle": "run `facelogin sync` to publish a good bundle again",
+}
 
 
 @dataclass
@@ -67,8 +73,8 @@ def _guarded(step: Callable[[Any], Check], settings: Any) -> Check:
     try:
         return step(settings)
     except Exception as exc:  # noqa: BLE001 - every failure is a finding to show
-        name = step.__name__.strip("_").replace("_", " ")
-        return Check(name, FAIL, f"{type(exc).__name__}: {exc}")
+        name = NAMES.get(step.__name__, step.__name__.strip("_"))
+        return Check(name, FAIL, str(exc) or type(exc).__name__, FIXES.get(step.__name__))
 
 
 def _settings(checks: list[Check]) -> Any:

@@ -40,7 +40,9 @@ def _catalog(command: str, settings: Any, as_json: bool) -> Iterator[Any]:
     try:
         with catalog_server(settings) as running:
             check_catalog(running)
-            yield open_catalog(running)
+            catalog = open_catalog(running)
+            catalog.where = running.where()["catalog"]  # host/database, never the URI's credentials
+            yield catalog
     except (CatalogError, EmbeddedServerError) as exc:
         fail(command, str(exc), as_json)
 
