@@ -527,6 +527,7 @@ def next_run(deployment: str = NIGHTLY) -> tuple[Any, str | None] | None:
         DeploymentFilter,
         DeploymentFilterName,
         FlowRunFilter,
+        FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
@@ -539,7 +540,9 @@ def next_run(deployment: str = NIGHTLY) -> tuple[Any, str | None] | None:
     with get_client(sync_client=True) as client:
         scheduled = client.read_flow_runs(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment.split("/")[-1]])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
             sort=FlowRunSort.EXPECTED_START_TIME_ASC,
             limit=1,
         )
