@@ -22,7 +22,7 @@ from pymongo import MongoClient
 
 from facelogin.adapters.embedded import NxServer
 from facelogin.cli.runs import trigger_sync, wait_for_run
-from tests.conftest import AWS_ENV, s3_for
+from tests.conftest import s3_for
 from tests.deploy.conftest import BIN, ROOT, PrefectServer, stop_process, table_artifact
 from tests.deploy.test_served import _wait_deployments
 from tests.servers import MotoServer
