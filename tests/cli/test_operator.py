@@ -290,3 +290,28 @@ def test_remove_with_sync_removes_the_user_everywhere(
     assert out["sync"]["bundle"]["users"] == 1 and not (images / "Biden").exists()
     users = json.loads(invoke("users", "--json").stdout)["users"]
     assert [u["username"] for u in users] == ["Obama"]
+
+
+def test_enroll_refuses_a_relative_default_it_cannot_resolve(
+    faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.delenv("FACELOGIN_IMAGES", raising=False)
+    monkeypatch.setenv("FACELOGIN_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)  # not the checkout, and no Prefect server to ask
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = invoke(
+            "enroll", "Biden", "--from", str(faces / "images" / "Biden"), "--no-trigger", "--json"
+        )
+
+    assert result.exit_code == 2, result.output
+    assert "cannot tell which images root the sync reads" in json.loads(result.stdout)["error"]
+    assert not (tmp_path / "images").exists()
+
+    monkeypatch.setenv("FACELOGIN_IMAGES", str(tmp_path / "root"))
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        done = invoke("enroll", "Biden", "--from", str(faces / "images" / "Biden"), "--no-trigger")
+    assert done.exit_code == 0, done.output
+    assert f"images root: {tmp_path / 'root'} (FACELOGIN_IMAGES)" in done.stdout
+    assert len(list((tmp_path / "root" / "Biden").iterdir())) == 2
