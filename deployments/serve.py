@@ -5,7 +5,9 @@
 
 The deployments' schedule, concurrency limit, tags and descriptions are read from prefect.yaml,
 so the file stays the one place they are declared. Runs execute as subprocesses of this one,
-with its environment (FACELOGIN_*, AWS_*), one at a time.
+with its environment (FACELOGIN_*, AWS_*), one at a time. The images root this process's runs
+read (FACELOGIN_IMAGES, resolved here) is recorded as the deployments' `images` parameter, so
+`facelogin enroll` run from anywhere writes where the sync reads.
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ def read_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
     return list(config.get("deployments") or [])
 
 
-def build_deployments(timezone: str | None = None, path: Path = PREFECT_YAML) -> list[Any]:
-    """RunnerDeployments of the sync flow, configured as prefect.yaml declares them."""
+def build_deployments(
+    timezone: str | None = None, path: Path = PREFECT_YAML, images: Path | None = None
+) -> list[Any]:
+    """RunnerDeployments of the sync flow, configured as prefect.yaml declares them.
+
+    `images`, when given, becomes every deployment's `images` parameter.
+    """
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
@@ -55,7 +62,10 @@ def build_deployments(timezone: str | None = None, path: Path = PREFECT_YAML) ->
                     name=spec["name"],
                     description=spec.get("description"),
                     tags=spec.get("tags"),
-                    parameters=spec.get("parameters") or {},
+                    parameters={
+                        **(spec.get("parameters") or {}),
+                        **({"images": str(images)} if images else {}),
+                    },
                     schedules=schedules,
                     concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
                     enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
@@ -74,10 +84,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from prefect import serve
 
+    from facelogin.settings import Settings
+
     ensure_sync_limit()
+    images = Settings().images.resolve()
     # A stopped server (reboot, `systemctl stop`) must not switch the nightly schedule off: runs
     # missed while it is down wait as Late and start when it is back.
-    serve(*build_deployments(args.timezone), pause_on_shutdown=False, limit=args.limit)
+    serve(*build_deployments(args.timezone, images=images), pause_on_shutdown=False, limit=args.limit)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from facelogin.adapters.connect import catalog_server
 from facelogin.faces import model_info
 from facelogin.settings import Settings, load_settings
-from facelogin.sync.guard import check_images_root, check_removals
+from facelogin.sync.guard import check_images_root, check_remote, check_removals
 from facelogin.sync.identity import check_identities
 from facelogin.sync.outcome import RunResults, SyncError, summarize
 from facelogin.sync.plan import plan_for
 from facelogin.sync.preview import preview
 from facelogin.sync.transfer import clear_staging, discard_staged
+from tasks.blocks import settings_from_blocks
 from tasks.bundle import publish_bundle
 from tasks.catalog import (
     check_catalog,
@@ -62,11 +63,15 @@ def sync_faces(
     `dry_run` only says what would be done. A run that would remove more than one user and more
     than FACELOGIN_MAX_REMOVAL_SHARE of them stops unless `allow_removals` covers them or `prune`.
     """
-    settings = load_settings() if images is None else load_settings(images=Path(images))
+    settings = settings_from_blocks(load_settings() if images is None else load_settings(images=Path(images)))
     logger = get_run_logger()
     for message in settings.deprecations:
         logger.warning(message)
     check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
+    local = check_remote(settings.embedded_store, settings.embedded_catalog, settings.require_remote,
+                         deployment.id is not None, settings.where())  # fmt: skip
+    for message in local:
+        logger.warning(message)
     if dry_run:
         with catalog_server(settings) as settings:
             return _preview(settings, full)
@@ -75,10 +80,12 @@ def sync_faces(
         logger.warning("another sync (pid %s) is running with %s: waiting for it", pid, settings.state_dir)
 
     with sync_lock(settings.state_dir, on_wait=waiting), catalog_server(settings) as settings:
-        return _sync(settings, full, allow_removals, prune)
+        return _sync(settings, full, allow_removals, prune, local)
 
 
-def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> dict[str, Any]:
+def _sync(
+    settings: Settings, full: bool, allow_removals: int, prune: bool, warnings: list[str]
+) -> dict[str, Any]:
     logger = get_run_logger()
     stage = _Stopwatch()
     staging = str(settings.staging_dir)
@@ -131,7 +138,7 @@ def _sync(settings: Settings, full: bool, allow_removals: int, prune: bool) -> d
 
     summary = summarize(
         found, run, outcome, upserted=upserted, removed_users=removed, deleted_objects=deleted,
-        store=store, bundle=bundle, seconds=stage.seconds,
+        store=store, bundle=bundle, seconds=stage.seconds, where=settings.where(), warnings=warnings,
     )  # fmt: skip
     for conflict in run.conflicts:
         logger.warning(

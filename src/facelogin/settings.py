@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -38,6 +38,54 @@ class _RenamedEnv(PydanticBaseSettingsSource):
             if value is not None:
                 values[new] = value
         return values
+
+
+class AwsAccess(BaseModel):
+    """AWS access taken from a Prefect AwsCredentials block (else boto3's own chain: AWS_* and profiles)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for boto3's Session and client; secrets in clear, for boto3 only."""
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key.get_secret_value()
+            if self.secret_access_key
+            else None,
+            "aws_session_token": self.session_token.get_secret_value() if self.session_token else None,
+            "region_name": self.region,
+            "profile_name": self.profile,
+            "endpoint_url": self.endpoint_url,
+        }
+
+
+def aws_access_of(credentials: Any) -> AwsAccess:
+    """AwsAccess from a prefect-aws AwsCredentials (or MinIOCredentials) block, read by attribute."""
+    params = getattr(credentials, "aws_client_parameters", None)
+    secret = getattr(credentials, "aws_secret_access_key", None) or getattr(
+        credentials, "minio_root_password", None
+    )
+    token = getattr(credentials, "aws_session_token", None)
+    return AwsAccess(
+        access_key_id=getattr(credentials, "aws_access_key_id", None)
+        or getattr(credentials, "minio_root_user", None),
+        secret_access_key=SecretStr(_clear(secret)) if secret else None,
+        session_token=SecretStr(_clear(token)) if token else None,
+        region=getattr(credentials, "region_name", None),
+        profile=getattr(credentials, "profile_name", None),
+        endpoint_url=getattr(params, "endpoint_url", None) if params is not None else None,
+    )
+
+
+def _clear(value: Any) -> str:
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
 
 
 class Settings(BaseSettings):
@@ -94,7 +142,28 @@ class Settings(BaseSettings):
         "unless confirmed with --allow-removals N or --prune.",
     )
 
+    require_remote: bool = Field(
+        False,
+        description="Refuse to run on embedded defaults (local store, embedded MongoDB): set for workers "
+        "and serve processes, whose runs must reach the real bucket and database.",
+    )
+    # Settings from Prefect blocks, read at run time by the flow (tasks/blocks.py) and by the CLI
+    # (cli/runs.py); the environment's FACELOGIN_BUCKET / FACELOGIN_MONGODB_URI win when also set.
+    s3_block: str | None = Field(
+        None, description="Name of a prefect-aws S3Bucket block: the bucket and its AwsCredentials."
+    )
+    aws_credentials_block: str | None = Field(
+        None, description="Name of a prefect-aws AwsCredentials block (for FACELOGIN_BUCKET)."
+    )
+    mongodb_secret_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the MongoDB URI."
+    )
+    aws: AwsAccess | None = Field(
+        None, description="AWS access from a block; unset: boto3's chain (AWS_PROFILE, AWS_*)."
+    )
+
     _deprecations: list[str] = PrivateAttr(default_factory=list)
+    _embedded_uri: str | None = PrivateAttr(None)  # the embedded server's URI, once one is started
 
     @classmethod
     def settings_customise_sources(
@@ -166,13 +235,67 @@ class Settings(BaseSettings):
     def staging_dir(self) -> Path:
         return self.state_dir / "staging"
 
+    @property
+    def block_names(self) -> dict[str, str]:
+        """The Prefect blocks these settings name: setting -> block name."""
+        named = {
+            "FACELOGIN_S3_BLOCK": self.s3_block,
+            "FACELOGIN_AWS_CREDENTIALS_BLOCK": self.aws_credentials_block,
+            "FACELOGIN_MONGODB_SECRET_BLOCK": self.mongodb_secret_block,
+        }
+        return {setting: name for setting, name in named.items() if name}
+
+    def with_blocks(
+        self, bucket: str | None = None, aws: AwsAccess | None = None, mongodb_uri: str | None = None
+    ) -> Settings:
+        """A copy with what the blocks hold; a value set in the environment is kept over a block's."""
+        update: dict[str, Any] = {}
+        if bucket and not self.bucket:
+            update["bucket"] = bucket
+        if aws is not None and self.aws is None:
+            update["aws"] = aws
+        if mongodb_uri and not self.mongodb_uri:
+            update["mongodb_uri"] = SecretStr(mongodb_uri)
+        return self.model_copy(update=update)
+
+    def with_block_objects(
+        self, s3_bucket: Any = None, credentials: Any = None, mongodb_uri: str | None = None
+    ) -> Settings:
+        """A copy with what loaded Prefect blocks hold: an S3Bucket, an AwsCredentials, a Secret's value."""
+        creds = credentials if credentials is not None else getattr(s3_bucket, "credentials", None)
+        return self.with_blocks(
+            bucket=getattr(s3_bucket, "bucket_name", None),
+            aws=aws_access_of(creds) if creds is not None else None,
+            mongodb_uri=mongodb_uri,
+        )
+
+    def where(self) -> dict[str, str]:
+        """Where a run reads and writes, without credentials: images, store, catalog, bundle."""
+        from facelogin.adapters.catalog import describe_uri
+
+        uri = self.mongodb()
+        catalog = (
+            f"{describe_uri(uri)}/{self.database}"
+            if uri and not self.embedded_catalog
+            else f"embedded nx-27017 in {self.mongo_dir} (database {self.database})"
+        )
+        store = f"s3://{self.bucket}" if self.bucket else f"local directory {self.objects_dir}"
+        return {"images": str(self.images), "store": store, "catalog": catalog}
+
+    @property
+    def embedded_catalog(self) -> bool:
+        uri = self.mongodb()
+        return not uri or uri == self._embedded_uri
+
     def mongodb(self) -> str | None:
         """The MongoDB URI in clear, for the client that connects with it (and nothing else)."""
         return self.mongodb_uri.get_secret_value() if self.mongodb_uri else None
 
     def with_mongodb(self, uri: str) -> Settings:
-        """A copy that connects to `uri` (the embedded server started for a run)."""
-        return self.model_copy(update={"mongodb_uri": SecretStr(uri)})
+        """A copy that connects to `uri`, the embedded server started for a run."""
+        copy = self.model_copy(update={"mongodb_uri": SecretStr(uri)})
+        copy._embedded_uri = uri
+        return copy
 
 
 class SettingsError(ValueError):

@@ -292,7 +292,7 @@ def test_enroll_json_refuses_then_force_enrols(
 
     refused = runner.invoke(app, args)
 
-    assert refused.exit_code == 2, refused.output
+    assert refused.exit_code == 1, refused.output  # rejected: nothing copied
     out = json.loads(refused.stdout)
     assert out["ok"] is False and "already enrolled as Kit_Harington" in out["error"]
     assert out["enrolment"]["accepted"] == [] and out["enrolment"]["refused"] == out["error"]
@@ -341,7 +341,7 @@ def test_enroll_with_an_unreadable_bundle_warns_and_checks_the_new_photos(
         app, ["enroll", "Rose_Leslie", "--from", str(src), "--images", images, "--no-trigger", "--json"]
     )
 
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # rejected: no photo accepted
     out = json.loads(result.stdout)
     assert "the bundle is unreadable" in out["warnings"][0]
     assert len(out["enrolment"]["rejected"]) == 2 and out["error"] == "no photo of Rose_Leslie was accepted"

@@ -147,6 +147,11 @@ class Catalog:
     def user(self, username: str) -> dict[str, Any] | None:
         return self.users.find_one({"username": username}, {"_id": 0})
 
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user's name, counts, profile image and last update, by name (no photo records)."""
+        fields = {"_id": 0, "username": 1, "counts": 1, "profile_image": 1, "updated_at": 1}
+        return sorted(self.users.find({}, fields), key=lambda d: d["username"])
+
 
 def is_transient(exc: BaseException) -> bool:
     """Network faults and fail-overs are worth a retry; bad queries and auth errors are not."""

@@ -19,7 +19,7 @@ def open_store(settings: Settings) -> ObjectStore:
         return DirStore(settings.objects_dir)
     assert settings.bucket
     return S3Store(
-        s3_client(settings.io_threads),
+        s3_client(settings.io_threads, access=settings.aws),
         settings.bucket,
         url_mode=settings.url_mode,
         base_url=settings.base_url,
@@ -31,7 +31,7 @@ def check_store(settings: Settings) -> str:
     """Check the bucket (or local store) before any work; a store that does not answer fails in seconds."""
     store = open_store(settings)
     if isinstance(store, S3Store):
-        store = S3Store(s3_client(2, read_timeout=5.0), store.bucket)
+        store = S3Store(s3_client(2, read_timeout=5.0, access=settings.aws), store.bucket)
     store.check()
     return store.location
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from facelogin.settings import AwsAccess
 
 # The parts of boto3's environment that change which client a process gets.
 _CHAIN_ENV = (
@@ -18,18 +21,22 @@ _CHAIN_ENV = (
 )
 
 
-def s3_client(pool_size: int = 16, read_timeout: float = 30.0) -> Any:
+def s3_client(pool_size: int = 16, read_timeout: float = 30.0, access: AwsAccess | None = None) -> Any:
     """One client per process and configuration (clients are thread-safe and hold the connection pool).
 
     Each request is retried by botocore where it failed (standard mode: 5xx, SlowDown, throttling,
     timeouts and dropped connections; 3 attempts), as boto3's own chain configures it
     (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE). What still fails is left to the task's retries.
+    `access` (from a Prefect AwsCredentials block) takes the place of the chain's keys, profile,
+    region and endpoint where it sets them.
     """
-    return _s3_client(pool_size, read_timeout, tuple(os.environ.get(name) for name in _CHAIN_ENV))
+    return _s3_client(pool_size, read_timeout, tuple(os.environ.get(name) for name in _CHAIN_ENV), access)
 
 
 @lru_cache(maxsize=8)
-def _s3_client(pool_size: int, read_timeout: float, chain: tuple[str | None, ...]) -> Any:
+def _s3_client(
+    pool_size: int, read_timeout: float, chain: tuple[str | None, ...], access: AwsAccess | None
+) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -42,4 +49,7 @@ def _s3_client(pool_size: int, read_timeout: float, chain: tuple[str | None, ...
         max_pool_connections=pool_size,
         signature_version="s3v4",
     )
-    return boto3.session.Session().client("s3", config=config)
+    given = {k: v for k, v in (access.client_kwargs() if access else {}).items() if v}
+    endpoint = given.pop("endpoint_url", None)
+    session = boto3.session.Session(**given)
+    return session.client("s3", config=config, **({"endpoint_url": endpoint} if endpoint else {}))

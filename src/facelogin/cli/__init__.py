@@ -2,40 +2,70 @@
 
 Kept light at import: Prefect, boto3 and pymongo are imported inside the commands that need them,
 so `facelogin login` on a Pi starts fast and needs none of the pipeline's dependencies.
+Exit codes follow one contract across commands (facelogin.cli.exits): 0 ok, 1 rejected, 2 error.
 """
 
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import Annotated
 
 import typer
 
-from facelogin.cli import enroll, login, sync
+from facelogin.cli import doctor, enroll, login, status, sync, users
+from facelogin.cli.exits import ERROR
 
 app = typer.Typer(
     name="facelogin",
-    help="Face login for a Raspberry Pi, kept in step with an images/<User>/ folder by a Prefect flow.",
+    help="Face login for a Raspberry Pi, kept in step with an images/<User>/ folder by a Prefect flow.\n\n"
+    "Exit codes, every command: 0 ok/accepted, 1 rejected, 2 error.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: rich markup would swallow the `[env ..., default ...]` hints as tags.
+    rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from facelogin import __version__
+
+        typer.echo(f"facelogin {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
 ) -> None:
-    if version:
-        from facelogin import __version__
+    """Face login for a Raspberry Pi, kept in step with an images/<User>/ folder by a Prefect flow.
 
-        typer.echo(__version__)
-        raise typer.Exit()
+    Exit codes, every command: 0 ok/accepted, 1 rejected, 2 error.
+    """
 
 
 sync.register(app)
 login.register(app)
 enroll.register(app)
+users.register(app)
+doctor.register(app)
+status.register(app)
 
 
 def main() -> None:
-    app()
+    """The console script: Typer's app, with crashes kept to the contract (exit 2, never 1)."""
+    from facelogin.extras import missing_module_hint
+
+    try:
+        app(standalone_mode=True)
+    except ModuleNotFoundError as exc:
+        typer.secho(f"facelogin: {missing_module_hint(exc.name)}", fg="red", err=True)
+        sys.exit(ERROR)
+    except Exception:  # noqa: BLE001 - an unexpected failure is an error (2), not a rejection (1)
+        traceback.print_exc()
+        sys.exit(ERROR)

@@ -13,10 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-# Exit codes: 0 enrolled (and the run completed, with --wait); 1 the sync run did not complete;
-# 2 nothing could be enrolled or the run could not be started.
+# Exit codes (facelogin.cli.exits): 0 enrolled (and the run completed, with --wait); 1 rejected:
+# no photo accepted, the enrolment refused, or the sync run did not complete; 2 error: bad input,
+# an images root that cannot be told, a run that could not be started or that nothing picks up.
+EXIT_REJECTED = 1
 EXIT_RUN_FAILED = 1
-EXIT_NOT_ENROLLED = 2
+EXIT_ERROR = 2
+# After this long in Scheduled/Pending, ask the API whether anything polls the deployment at all.
+POLL_GRACE = 10.0
 
 
 def register(app: typer.Typer) -> None:
@@ -39,8 +43,8 @@ def enroll(
         Path | None,
         typer.Option(
             "--images",
-            help="Images root (env FACELOGIN_IMAGES, default ./images); when given, the sync run is "
-            "told to use it too.",
+            help="Images root; when given, the sync run is told to use it too [env FACELOGIN_IMAGES, "
+            "default: the root the sync-now deployment reads, or ./images in the checkout].",
         ),
     ] = None,
     wait: Annotated[
@@ -63,28 +67,38 @@ def enroll(
     a photo of someone else is rejected with the reason, and a face already enrolled under another
     name refuses the enrolment (nothing copied) unless --force.
     """
+    from facelogin.cli.roots import RootUnknown, images_root
     from facelogin.enroll import EnrollError, default_checker, source_photos
     from facelogin.enroll import enroll as enroll_photos
     from facelogin.settings import Settings
 
     if (source is None) == (camera is None):
         _usage("give exactly one of --from DIR and --camera N")
-    settings = Settings() if images is None else Settings(images=images)
+    settings = Settings()
     out: dict[str, Any] = {"ok": False}
+    try:
+        root = images_root(images, settings.images)
+    except RootUnknown as exc:
+        _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
+    out["images"] = root.as_dict()
+    if not as_json:
+        typer.echo(f"images root: {root.path} ({root.source})")
+    if root.warning:
+        out.setdefault("warnings", []).append(root.warning)
+        if not as_json:
+            typer.secho(f"warning: {root.warning}", fg="yellow", err=True)
     enrolled, warning = _enrolled(settings.bundle_dir)
     if warning:
-        out["warnings"] = [warning]
+        out.setdefault("warnings", []).append(warning)
         if not as_json:
             typer.secho(f"warning: {warning}", fg="yellow", err=True)
     with tempfile.TemporaryDirectory(prefix="facelogin-enroll-") as tmp:
         try:
             sources = source_photos(source) if source is not None else _capture(camera or 0, shots, Path(tmp))
             checker = default_checker(settings.detect_max_side, settings.upsample)
-            result = enroll_photos(
-                username, sources, settings.images, checker, enrolled=enrolled, force=force
-            )
+            result = enroll_photos(username, sources, root.path, checker, enrolled=enrolled, force=force)
         except EnrollError as exc:
-            _finish(out | {"error": str(exc)}, as_json, EXIT_NOT_ENROLLED)
+            _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
     out["enrolment"] = result.as_dict()
     if not as_json:
         for v in result.accepted:
@@ -96,20 +110,23 @@ def enroll(
                 f"{c['kind']}: {' and '.join(c['users'])} (d={c['distance']:.2f})", fg="yellow", err=True
             )
     if result.refused:
-        _finish(out | {"error": result.refused}, as_json, EXIT_NOT_ENROLLED)
+        _finish(out | {"error": result.refused}, as_json, EXIT_REJECTED)
     if not result.accepted:
-        _finish(out | {"error": f"no photo of {username} was accepted"}, as_json, EXIT_NOT_ENROLLED)
+        _finish(out | {"error": f"no photo of {username} was accepted"}, as_json, EXIT_REJECTED)
+    if not as_json:
+        typer.echo(f"{len(result.accepted)} photo(s) written to {result.folder}")
     if no_trigger:
         _finish(out | {"ok": True, "run": None}, as_json, 0)
 
-    from facelogin.cli.runs import TriggerError, read_run, trigger_sync, wait_for_run
+    from facelogin.cli.runs import NothingPolling, TriggerError, read_run, trigger_sync, wait_for_run
 
-    parameters = {"images": str(settings.images.resolve())} if images is not None else {}
+    # The run reads exactly where the photos were written (the deployment's own root needs no telling).
+    parameters = {} if root.path == root.deployment_root else {"images": str(root.path)}
     try:
         run = trigger_sync(parameters, tags=["enroll", f"user:{username}"])
     except TriggerError as exc:
         message = f"{exc}; the photos are in place and the next sync will pick them up"
-        _finish(out | {"error": message, "run": None}, as_json, EXIT_NOT_ENROLLED)
+        _finish(out | {"error": message, "run": None}, as_json, EXIT_ERROR)
     out["run"] = run.as_dict()
     if not as_json:
         typer.echo(f"started {run.deployment} run {run.name}: {run.url or run.id}")
@@ -121,9 +138,14 @@ def enroll(
             typer.echo(f"{run.name}: {name}")
 
     try:
-        final = wait_for_run(run.id, timeout=timeout, on_state=show)
+        final = wait_for_run(
+            run.id, timeout=timeout, on_state=show, deployment=run.deployment, poll_grace=POLL_GRACE
+        )
+    except NothingPolling as exc:
+        message = f"{exc}; run {run.name} stays scheduled and starts when one does"
+        _finish(out | {"error": message, "hint": exc.hint}, as_json, EXIT_ERROR)
     except TriggerError as exc:
-        _finish(out | {"error": str(exc)}, as_json, EXIT_RUN_FAILED)
+        _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
     run = read_run(run.id, run.deployment)
     out["run"] = run.as_dict() | {"state": final}
     if final != "COMPLETED":
@@ -171,7 +193,7 @@ def _capture(index: int, shots: int, folder: Path) -> list[Path]:
 
 def _usage(message: str) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(EXIT_NOT_ENROLLED)
+    raise typer.Exit(EXIT_ERROR)
 
 
 def _finish(out: dict[str, Any], as_json: bool, code: int) -> None:

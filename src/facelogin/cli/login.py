@@ -15,6 +15,23 @@ from typing import Annotated, Any
 import typer
 
 BUNDLE_HELP = "Bundle: a local directory (or its latest.json), or s3://bucket/prefix/latest."
+BUNDLE_DEFAULT_TEXT = "$FACELOGIN_STATE_DIR/bundle, else ~/.facelogin/bundle: where the sync publishes"
+
+
+def default_bundle() -> str:
+    """Where the sync on this machine publishes the bundle (read without loading the settings)."""
+    import os
+
+    state = os.environ.get("FACELOGIN_STATE_DIR") or "~/.facelogin"
+    return str(Path(state).expanduser() / "bundle")
+
+
+def _bundle_option() -> Any:
+    return typer.Option(
+        "--bundle", envvar="FACELOGIN_BUNDLE", help=BUNDLE_HELP, show_default=BUNDLE_DEFAULT_TEXT
+    )
+
+
 DEFAULT_THRESHOLD_TEXT = "calibrated, else 0.5"
 
 
@@ -25,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
 
 def login(
-    bundle: Annotated[str, typer.Option("--bundle", envvar="FACELOGIN_BUNDLE", help=BUNDLE_HELP)],
+    bundle: Annotated[str | None, _bundle_option()] = None,
     image: Annotated[
         list[Path] | None,
         typer.Option("--image", help="An image file to decide on; repeat for several frames."),
@@ -84,9 +101,16 @@ def login(
 
     Exit code 0 accepted, 1 rejected (unknown, no face, several faces, ...), 2 error.
     """
-    from facelogin import login as core
-    from facelogin.bundle import BundleError
+    from facelogin.extras import missing_module_hint
 
+    try:
+        from facelogin import login as core
+        from facelogin.bundle import BundleError
+    except ModuleNotFoundError as exc:  # numpy or Pillow missing: not even the error result can be made
+        typer.echo(f"facelogin login: {missing_module_hint(exc.name)}", err=True)
+        raise typer.Exit(2) from None
+
+    bundle = bundle or default_bundle()
     sources = [s for s in (image, video, camera) if s not in (None, [])]
     if len(sources) > 1 or (serve and sources):
         _usage_error("give one of --image, --video, --camera or --serve")
@@ -115,6 +139,11 @@ def login(
     except (core.LoginError, BundleError) as exc:
         typer.echo(f"facelogin login: {exc}", err=True)
         _print(core.error_result(str(exc)), pretty)
+        raise typer.Exit(core.EXIT_ERROR) from None
+    except ModuleNotFoundError as exc:  # an extra not installed: dlib (pi), boto3 (s3), OpenCV (camera)
+        message = missing_module_hint(exc.name)
+        typer.echo(f"facelogin login: {message}", err=True)
+        _print(core.error_result(message), pretty)
         raise typer.Exit(core.EXIT_ERROR) from None
     _print(result, pretty)
     raise typer.Exit(core.exit_code(result))
@@ -164,7 +193,7 @@ def _usage_error(message: str) -> None:
 
 
 def calibrate(
-    bundle: Annotated[str, typer.Option("--bundle", envvar="FACELOGIN_BUNDLE", help=BUNDLE_HELP)],
+    bundle: Annotated[str | None, _bundle_option()] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a PNG of both distance histograms and the threshold.")
     ] = None,
@@ -192,7 +221,9 @@ def calibrate(
     from facelogin import login as core
     from facelogin.adapters.store import StoreError
     from facelogin.bundle import BundleError
+    from facelogin.extras import missing_module_hint
 
+    bundle = bundle or default_bundle()
     try:
         if plot is not None:
             core.load_pyplot()  # before anything is written: no calibration without the plot asked for
@@ -207,6 +238,9 @@ def calibrate(
             record_location = core.write_calibration(bundle, record)
     except (core.LoginError, BundleError, StoreError, OSError) as exc:
         typer.echo(f"facelogin calibrate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ModuleNotFoundError as exc:
+        typer.echo(f"facelogin calibrate: {missing_module_hint(exc.name)}", err=True)
         raise typer.Exit(2) from None
     if as_json:
         typer.echo(

@@ -270,18 +270,32 @@ def read_run(run_id: str | UUID, deployment: str = SYNC_NOW) -> RunInfo:
     return RunInfo(str(flow_run.id), flow_run.name, deployment, state, ui_url(flow_run))
 
 
+class NothingPolling(TriggerError):
+    """The run waits for a serve process or worker that is not there; `hint` says what to start."""
+
+    def __init__(self, message: str, hint: str | None) -> None:
+        super().__init__(f"{message}: {hint}" if hint else message)
+        self.hint = hint
+
+
 def wait_for_run(
     run_id: str | UUID,
     timeout: float | None = None,
     poll: float = 2.0,
     on_state: Callable[[str, str], None] | None = None,
+    deployment: str | None = None,
+    poll_grace: float = 10.0,
 ) -> str:
     """Poll the flow run until it reaches a final state; returns that state's type (e.g. COMPLETED).
 
     `on_state(type, name)` is called on every change, e.g. Scheduled -> Pending -> Running.
+    With `deployment`, a run still waiting to start after `poll_grace` s makes this ask whether
+    anything polls the deployment; NothingPolling when nothing has for STALE_AFTER s.
     """
     from prefect import get_client
 
+    started = time.monotonic()
+    next_check = started + poll_grace
     deadline = None if timeout is None else time.monotonic() + timeout
     last: tuple[str, str] | None = None
     with get_client(sync_client=True) as client:
@@ -295,6 +309,270 @@ def wait_for_run(
                     on_state(*current)
             if current[0] in FINAL:
                 return current[0]
+            waiting = current[0] in {"SCHEDULED", "PENDING"} or current[1] == "Late"
+            if deployment and waiting and time.monotonic() >= next_check:
+                next_check = time.monotonic() + 5.0
+                info = read_deployment(deployment)
+                if info is not None and not (status := polling(info)).ok:
+                    raise NothingPolling(status.detail, status.hint)
             if deadline is not None and time.monotonic() > deadline:
                 raise TriggerError(f"flow run {run_id} still {current[1]} after {timeout:.0f} s")
             time.sleep(poll)
+
+
+# What the operator's commands read from the API: deployments and who polls them, runs, blocks.
+
+NIGHTLY = "sync_faces/nightly-sync"
+FLOW_NAME = "sync_faces"
+POOL_HINT = "FACELOGIN_HOME=/path/to/checkout prefect worker start --pool {pool}"
+SERVE_HINT = "python -m deployments.serve (in the checkout; or systemctl start facelogin-serve)"
+# A runner or worker polls every 10 s by default: no poll for 30 s means nothing is polling.
+STALE_AFTER = 30.0
+
+
+class BlockError(RuntimeError):
+    """A block the settings name cannot be read; the message names the setting and the fix."""
+
+
+def settings_with_blocks(settings: Any) -> Any:
+    """Settings with what their named Prefect blocks hold (the CLI's side; the flow reads them itself)."""
+    if not settings.block_names:
+        return settings
+    names = ", ".join(f"{k}={v}" for k, v in settings.block_names.items())
+    if not api_url():
+        raise BlockError(f"{names} names Prefect blocks: set PREFECT_API_URL to the server that holds them")
+    from prefect.blocks.system import Secret
+    from prefect_aws import AwsCredentials, S3Bucket
+
+    loaded: dict[str, Any] = {}
+    for key, block_type, name in (
+        ("s3", S3Bucket, settings.s3_block),
+        ("credentials", AwsCredentials, settings.aws_credentials_block),
+        ("secret", Secret, settings.mongodb_secret_block),
+    ):
+        if not name:
+            continue
+        try:
+            loaded[key] = block_type.load(name)
+        except ValueError as exc:  # Prefect's "Unable to find block document named ..."
+            raise BlockError(
+                f"no {block_type.__name__} block named {name!r} on {api_url()}: create it (Blocks in the UI) "
+                f"or fix the setting ({exc.__class__.__name__})"
+            ) from None
+    uri = loaded["secret"].get() if "secret" in loaded else None
+    return settings.with_block_objects(loaded.get("s3"), loaded.get("credentials"), str(uri) if uri else None)
+
+
+def api_health() -> str | None:
+    """None when the configured Prefect API answers, else why not."""
+    import httpx
+
+    url = api_url()
+    if not url:
+        return "no Prefect server configured (PREFECT_API_URL)"
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=5)
+    except httpx.HTTPError as exc:
+        return f"{url} does not answer: {exc.__class__.__name__}"
+    return None if response.status_code == 200 else f"{url}/health answered {response.status_code}"
+
+
+@dataclass
+class DeploymentInfo:
+    name: str
+    id: str
+    work_pool: str | None
+    last_polled: Any  # datetime | None
+    parameters: dict[str, Any]
+    pull_steps: list[dict[str, Any]]
+    schedules: list[dict[str, Any]]  # cron, timezone, active
+    paused: bool = False
+
+
+def read_deployment(name: str) -> DeploymentInfo | None:
+    """The deployment `flow/deployment` as the server has it, or None when there is none."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            d = client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+    schedules = [
+        {"cron": getattr(s.schedule, "cron", None), "timezone": getattr(s.schedule, "timezone", None),
+         "active": s.active}
+        for s in d.schedules or []
+    ]  # fmt: skip
+    return DeploymentInfo(name, str(d.id), d.work_pool_name, d.last_polled, dict(d.parameters or {}),
+                          list(d.pull_steps or []), schedules, bool(d.paused))  # fmt: skip
+
+
+@dataclass
+class Polling:
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+def polling(info: DeploymentInfo, stale_after: float = STALE_AFTER) -> Polling:
+    """Whether a serve process or a worker polls the deployment now (a poll within `stale_after` s)."""
+    from datetime import UTC, datetime
+
+    from prefect import get_client
+
+    now = datetime.now(UTC)
+    age = (now - info.last_polled).total_seconds() if info.last_polled else None
+    workers: list[str] = []
+    if info.work_pool:
+        with get_client(sync_client=True) as client:
+            for w in client.read_workers_for_work_pool(info.work_pool):
+                beat = w.last_heartbeat_time
+                if beat is not None and (now - beat).total_seconds() < max(stale_after, 90):
+                    workers.append(w.name)
+    if age is not None and age < stale_after:
+        by = (
+            f"worker {', '.join(workers)}"
+            if workers
+            else ("a worker" if info.work_pool else "a serve process")
+        )
+        return Polling(True, f"{info.name} polled {age:.0f} s ago by {by}")
+    when = "never polled" if age is None else f"last polled {_ago(age)}"
+    if info.work_pool:
+        hint = POOL_HINT.format(pool=info.work_pool)
+        where = f"{info.name} (work pool {info.work_pool}, {len(workers)} live worker(s)) {when}"
+    else:
+        hint, where = SERVE_HINT, f"{info.name} (served) {when}"
+    return Polling(False, f"nothing is polling {where}", f"start one: {hint}")
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.0f} h ago"
+
+
+def deployment_images(info: DeploymentInfo, relative: Path) -> tuple[Path, str] | None:
+    """The images root a run of the deployment reads, when the server tells it; and how that is known.
+
+    A served deployment records it as its `images` parameter (deployments/serve.py); a work-pool
+    one runs in its pull step's directory, literal or `{{ $FACELOGIN_HOME }}` (read from here).
+    """
+    if images := info.parameters.get("images"):
+        return Path(images), f"the images parameter of {info.name}"
+    for step in info.pull_steps:
+        directory = (step.get("prefect.deployments.steps.set_working_directory") or {}).get("directory")
+        if not directory:
+            continue
+        if "{{" not in directory:
+            return Path(directory) / relative, f"the working directory of {info.name}"
+        if "$FACELOGIN_HOME" in directory and os.environ.get("FACELOGIN_HOME"):
+            home = Path(os.environ["FACELOGIN_HOME"]).expanduser()
+            return home / relative, f"FACELOGIN_HOME, the working directory of {info.name}"
+    return None
+
+
+@dataclass
+class LastRun:
+    id: str
+    name: str
+    deployment: str | None
+    state: str
+    state_name: str
+    start: Any  # datetime | None
+    end: Any
+    url: str | None
+    counts: dict[str, int] | None
+    message: str | None
+
+
+def last_run(flow_name: str = FLOW_NAME) -> LastRun | None:
+    """The latest sync run that started (any deployment, or `facelogin sync`), with its counts."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterStartTime,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(is_null_=False)),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+        if not runs:
+            return None
+        run = runs[0]
+        deployment = client.read_deployment(run.deployment_id).name if run.deployment_id else None
+        counts = _report_counts(client, run.id)
+    state = run.state
+    return LastRun(str(run.id), run.name, deployment, state.type.value if state else "UNKNOWN",
+                   (state.name if state else None) or "Unknown", run.start_time, run.end_time,
+                   ui_url(run), counts, state.message if state else None)  # fmt: skip
+
+
+def _report_counts(client: Any, run_id: UUID) -> dict[str, int] | None:
+    """Users, photos, encoded, rejected and uploaded, summed from the run's sync-report table."""
+    import json
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    found = client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]), key=ArtifactFilterKey(any_=["sync-report"])
+        )
+    )
+    if not found:
+        return None
+    rows = json.loads(found[0].data) if isinstance(found[0].data, str) else found[0].data
+    counts = {"users": len(rows)}
+    for key in ("photos", "encoded", "unchanged", "rejected", "uploaded"):
+        counts[key] = sum(int(r.get(key) or 0) for r in rows)
+    return counts
+
+
+def next_run(deployment: str = NIGHTLY) -> tuple[Any, str | None] | None:
+    """When the deployment runs next (a scheduled run, else its active cron), and the schedule's zone."""
+    from datetime import UTC, datetime
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    info = read_deployment(deployment)
+    if info is None:
+        return None
+    zone = next((s["timezone"] for s in info.schedules if s["active"]), None)
+    with get_client(sync_client=True) as client:
+        scheduled = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment.split("/")[-1]])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=1,
+        )
+    if scheduled and scheduled[0].expected_start_time:
+        return scheduled[0].expected_start_time, zone
+    cron = next((s for s in info.schedules if s["active"] and s["cron"]), None)
+    if cron is None or info.paused:
+        return None
+    from zoneinfo import ZoneInfo
+
+    from prefect._vendor.croniter import croniter
+
+    tz = ZoneInfo(cron["timezone"] or "UTC")
+    return croniter(cron["cron"], datetime.now(UTC).astimezone(tz)).get_next(datetime), zone

@@ -53,38 +53,19 @@ def sync(
     Exit code 0 synced, 1 some photos could not be synced (the others were), 2 nothing was changed
     (a path, a setting or a server to fix first; the message says which).
     """
-    from facelogin.adapters import connect
     from facelogin.cli import runs
-    from facelogin.settings import load_settings
-    from facelogin.sync.guard import SyncRefused, check_images_root
-    from facelogin.sync.outcome import SyncError
+    from facelogin.settings import SettingsError, load_settings
 
     show_progress = not as_json and sys.stderr.isatty()
     if as_json or show_progress:
         runs.quiet_prefect_console()
     try:
         settings = load_settings() if images is None else load_settings(images=images)
-        for message in settings.deprecations:
-            typer.secho(f"warning: {message}", fg="yellow", err=True)
-        # Mistakes are found before Prefect starts: in seconds, not after half a minute.
-        check_images_root(settings.images, allow_empty=prune)
-        connect.check_store(settings)
-        connect.check_catalog(settings)
-        # The flow runs in the project directory: paths given here are relative to where we are.
-        if not settings.state_dir.is_absolute():
-            os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
-        parameters = {"images": str(settings.images.resolve()), "full": full, "dry_run": dry_run,
-                      "allow_removals": allow_removals, "prune": prune}  # fmt: skip
-        with runs.local_prefect_api(), progress_bars(show_progress):
-            run = runs.run_sync(parameters)
-        summary = run.summary
-    except SyncRefused as exc:
+    except SettingsError as exc:  # a setting with a bad value: named, with what it accepts
         _fail(str(exc), None, as_json, EXIT_ERROR)
-    except SyncError as exc:
-        _fail(str(exc), exc.summary, as_json, EXIT_FAILED)
-    except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
-        code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
-        _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
+    parameters = {"full": full, "dry_run": dry_run, "allow_removals": allow_removals, "prune": prune}
+    run = run_checked(settings, parameters, as_json, show_progress)
+    summary = run.summary
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -135,6 +116,38 @@ def progress_bars(enabled: bool) -> Iterator[None]:
         logger.removeHandler(handler)
 
 
+def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progress: bool = False) -> Any:
+    """Check the images root, store and MongoDB, then run the flow here; the run (runs.SyncRun), or exit 1/2.
+
+    Mistakes are found before Prefect starts: in seconds, not after half a minute.
+    """
+    from facelogin.adapters import connect
+    from facelogin.cli import runs
+    from facelogin.sync.guard import SyncRefused, check_images_root
+    from facelogin.sync.outcome import SyncError
+
+    try:
+        for message in settings.deprecations:
+            typer.secho(f"warning: {message}", fg="yellow", err=True)
+        check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
+        checked = runs.settings_with_blocks(settings)
+        connect.check_store(checked)
+        connect.check_catalog(checked)
+        # The flow runs in the project directory: paths given here are relative to where we are.
+        if not settings.state_dir.is_absolute():
+            os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
+        with runs.local_prefect_api(), progress_bars(progress):
+            run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
+    except (SyncRefused, runs.BlockError) as exc:
+        _fail(str(exc), None, as_json, EXIT_ERROR)
+    except SyncError as exc:
+        _fail(str(exc), exc.summary, as_json, EXIT_FAILED)
+    except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
+        code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
+        _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
+    return run
+
+
 def _is_refusal(exc: BaseException) -> bool:
     """Errors that mean nothing was changed: a refusal, a store or database that cannot be used."""
     from facelogin.adapters.catalog import CatalogError
@@ -176,6 +189,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
     bundle = summary["bundle"]
     table.add_row("bundle", f"{bundle['version']} ({bundle['users']} users) in {bundle['path']}")
     table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds"].items()))
+    # Where it all went, so a run on the wrong settings cannot pass for a good one.
+    table.add_row("images root", str(summary.get("images") or "-"))
+    table.add_row("object store", str(summary.get("store") or "-"))
+    table.add_row("MongoDB", str(summary.get("catalog") or "-"))
+    table.add_row("bundle published", str(bundle.get("location") or "-"))
     console.print(table)
+    for warning in summary.get("warnings") or []:
+        console.print(f"[yellow]warning[/] {warning}")
     for item in summary["rejected"]:
         console.print(f"[yellow]rejected[/] {item['file']}: {item['reason']}")

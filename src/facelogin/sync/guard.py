@@ -57,3 +57,33 @@ def check_removals(known: int, removed: list[str], allow: int = 0, prune: bool =
         f"nothing was changed. If they really left, confirm with `facelogin sync --allow-removals {count}` "
         "(or --prune for any number); otherwise check that the images root is the right, mounted folder."
     )
+
+
+def check_remote(embedded_store: bool, embedded_catalog: bool, require_remote: bool,
+                 from_deployment: bool, where: dict[str, str]) -> list[str]:  # fmt: skip
+    """Warnings for a deployment's run on embedded defaults; a refusal when remote storage is required.
+
+    A worker or serve process started without FACELOGIN_*/AWS_* in its environment would sync to
+    a local directory and an embedded database in its own HOME and report success: the real bucket
+    and database never hear of it. FACELOGIN_REQUIRE_REMOTE=1 (set in the systemd units) stops that.
+    """
+    local = []
+    if embedded_store:
+        local.append(
+            f"thumbnails and the bundle go to the {where['store']} (no FACELOGIN_BUCKET or S3 block)"
+        )
+    if embedded_catalog:
+        local.append(f"users go to the {where['catalog']} (no FACELOGIN_MONGODB_URI or Secret block)")
+    if not local:
+        return []
+    if require_remote:
+        raise SyncRefused(
+            "FACELOGIN_REQUIRE_REMOTE is set but this run has embedded defaults: "
+            + "; ".join(local)
+            + ". Give the worker (or serve process) its settings, e.g. in /etc/facelogin/env: "
+            "FACELOGIN_BUCKET and AWS_* (or FACELOGIN_S3_BLOCK), FACELOGIN_MONGODB_URI (or "
+            "FACELOGIN_MONGODB_SECRET_BLOCK). Nothing was changed."
+        )
+    if not from_deployment:
+        return []
+    return [f"this deployment run uses embedded defaults on its machine: {item}" for item in local]

@@ -384,8 +384,15 @@ def summarize(
     store: str,
     bundle: dict[str, Any],
     seconds: dict[str, float],
+    where: dict[str, str] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The run summary: `--json` output, the report artifact's source and the flow's return value."""
+    """The run summary: `--json` output, the report artifact's source and the flow's return value.
+
+    `where` names what the run read and wrote, without credentials (Settings.where: the images
+    root, the store, MongoDB's hosts and database); `warnings` are the run's own (embedded defaults).
+    """
+    where = where or {}
     plan = results.plan
     rejected = [{"file": r.path, "reason": r.reason} for r in found.rejected] + outcome.rejected
     return {
@@ -402,7 +409,10 @@ def summarize(
         "conflicts": results.conflicts,
         "bytes_read": found.bytes_read,
         "per_user": user_rows(outcome, plan, set(results.new_encodings), results.uploaded),
+        "images": where.get("images", ""),
         "store": store,
+        "catalog": where.get("catalog", ""),
         "bundle": bundle,
+        "warnings": list(warnings or []),
         "seconds": seconds,
     }

@@ -55,6 +55,11 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
     seconds = summary.get("seconds") or {}
     if seconds:
         lines.append("| seconds | " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + " |")
+    lines += where_lines(summary)
+    warnings = summary.get("warnings") or []
+    if warnings:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- **{_escape(w)}**" for w in warnings]
     if rejected:
         lines += ["", "## Rejected photos", ""]
         lines += [f"- `{_short(r['file'])}`: {_escape(r['reason'])}" for r in rejected[:50]]
@@ -71,6 +76,24 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["", "## Errors", ""]
         lines += [f"- `{_short(e['file'])}`: {_escape(e['error'])}" for e in errors[:50]]
     return "\n".join(lines) + "\n"
+
+
+def where_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Where the run read and wrote (no credentials: MongoDB by host and database only)."""
+    bundle = summary.get("bundle") or {}
+    rows = [
+        ("images root", summary.get("images")),
+        ("object store", summary.get("store")),
+        ("MongoDB", summary.get("catalog")),
+        ("bundle", bundle.get("location")),
+        ("bundle on this machine", bundle.get("path")),
+    ]
+    shown = [(k, v) for k, v in rows if v]
+    if not shown:
+        return []
+    return ["", "## Where it wrote", "", "| | |", "|---|---|"] + [
+        f"| {k} | `{_escape(str(v))}` |" for k, v in shown
+    ]
 
 
 def _short(path: str) -> str:

@@ -1,0 +1,42 @@
+"""What the operator's commands share: settings (with their blocks), one-line failures, JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import typer
+
+from facelogin.cli.exits import ERROR
+
+
+def fail(command: str, message: str, as_json: bool, code: int = ERROR, **extra: Any) -> NoReturn:
+    """Say what failed in one line on stderr (and as JSON on stdout with --json), then exit `code`."""
+    if as_json:
+        echo_json({"ok": False, "error": message, **extra})
+    typer.secho(f"facelogin {command}: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def load_settings(command: str, as_json: bool, blocks: bool = True) -> Any:
+    """Settings from the environment, and from the Prefect blocks they name; exit 2 when invalid."""
+    from facelogin.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError
+        fail(command, f"invalid setting: {exc}", as_json)
+    for message in settings.deprecations:
+        typer.secho(f"warning: {message}", fg="yellow", err=True)
+    if blocks and settings.block_names:
+        from facelogin.cli import runs
+
+        try:
+            settings = runs.settings_with_blocks(settings)
+        except runs.BlockError as exc:
+            fail(command, str(exc), as_json)
+    return settings
