@@ -39,7 +39,7 @@ from tasks.catalog import (
 from tasks.discover import discover_photos
 from tasks.encode import encode_photos
 from tasks.lock import sync_lock
-from tasks.policy import outcome_of
+from tasks.policy import bulk, outcome_of
 from tasks.report import publish_report
 from tasks.thumbnail import start_thumbnails
 from tasks.upload import check_store, delete_objects, upload_all
@@ -100,7 +100,7 @@ def _sync(
         plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
         check_removals(len(recorded), plan.removed_users, allow_removals, prune, settings.max_removal_share)
         run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
-        cached = load_encodings(settings, run.shas_to_encode()) if plan.todo and not full else {}
+        cached = load_encodings(settings, bulk(run.shas_to_encode())) if plan.todo and not full else {}
     logger.info(
         "%d users, %d photos: %d to process, %d unchanged, %d rejected earlier",
         len(found.users), len(found.photos), len(plan.todo), len(plan.unchanged), len(plan.kept_rejected),
@@ -110,9 +110,9 @@ def _sync(
         thumbnails = start_thumbnails(run.thumbnail_jobs(), staging)
         new = run.add_encodings(encode_photos(settings, run.to_encode(cached)))
         if new:
-            save_encodings(settings, new, model)
+            save_encodings(settings, bulk(new), model)
         if plan.todo:  # one person per user, one user per person: checked whenever photos changed
-            known = cached | load_encodings(settings, run.identity_shas(cached))
+            known = cached | load_encodings(settings, bulk(run.identity_shas(cached)))
             run.add_identity(check_identities(run.identity_candidates(known)))
 
     with stage("thumbnails"):  # what is left of it once the encoders are done
@@ -126,15 +126,15 @@ def _sync(
 
     with stage("upsert"):
         outcome = run.outcome(found.users, recorded)
-        upserted = upsert_users(settings, outcome)
+        upserted = upsert_users(settings, bulk(outcome))
         stale = outcome.stale_keys(recorded)
-        deleted = delete_objects(settings, stale) if stale else 0
+        deleted = delete_objects(settings, bulk(stale)) if stale else 0
         changed = plan.todo or plan.removed_users or stale or run.identity
-        removed = remove_users(settings, plan.removed_users, outcome.kept_shas) if changed else 0
+        removed = remove_users(settings, plan.removed_users, bulk(outcome.kept_shas)) if changed else 0
 
     with stage("publish"):
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        bundle = publish_bundle(settings, outcome, created, model)
+        bundle = publish_bundle(settings, bulk(outcome), created, model)
 
     summary = summarize(
         found, run, outcome, upserted=upserted, removed_users=removed, deleted_objects=deleted,
@@ -149,7 +149,7 @@ def _sync(
         summary["encoded"], summary["unchanged"], len(summary["rejected"]), summary["uploaded"], upserted,
         bundle["version"],
     )  # fmt: skip
-    publish_report(summary)
+    publish_report(bulk(summary))
     if run.errors:
         listed = "; ".join(f"{e['file']}: {e['error']}" for e in run.errors[:5])
         raise SyncError(f"{len(run.errors)} photo(s) could not be synced: {listed}", summary)

@@ -8,7 +8,6 @@ from multiprocessing import get_context
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from facelogin import faces
@@ -17,7 +16,7 @@ from facelogin.settings import Settings
 from facelogin.sync import progress
 from facelogin.sync.discover import Photo
 from facelogin.sync.plan import batch_label, batches
-from tasks.policy import outcome_of
+from tasks.policy import PLAIN, outcome_of
 
 
 class EncoderTaskRunner(ThreadPoolTaskRunner):
@@ -89,8 +88,7 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
     return EncoderTaskRunner(workers)
 
 
-# The worker pool is not an input to hash: nothing of this task is cached.
-@task(task_run_name="encode-{label}", cache_policy=NO_CACHE)
+@task(task_run_name="encode-{label}", **PLAIN)
 def encode_faces(
     paths: list[str], label: str, max_side: int = 800, upsample: int = 0, processes: Executor | None = None
 ) -> list[faces.FaceResult]:

@@ -9,12 +9,13 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from facelogin.sync.report import report_markdown, report_rows
+from tasks.policy import PLAIN
 
 REPORT_KEY = "sync-report"
 SUMMARY_KEY = "sync-summary"
 
 
-@task(task_run_name="publish-report")
+@task(task_run_name="publish-report", **PLAIN)
 def publish_report(summary: Mapping[str, Any]) -> list[str]:
     """Publish the per-user table (photos, encoded, unchanged, rejected, uploaded) and a summary.
 

@@ -8,9 +8,10 @@ from prefect import task
 from prefect.futures import PrefectFuture
 
 from facelogin.sync.transfer import stage_thumbnails
+from tasks.policy import PLAIN, bulk
 
 
-@task(task_run_name="thumbnail-{label}")
+@task(task_run_name="thumbnail-{label}", **PLAIN)
 def make_thumbnails(label: str, photos: dict[str, dict[str, str]], staging: str) -> dict[str, str | None]:
     """Make a user's thumbnails (upright, RGB, no metadata) and stage them under their object keys.
 
@@ -39,6 +40,6 @@ def start_thumbnails(
         photos |= user_photos
         if len(photos) >= BATCH or user == next(reversed(jobs)):
             label = users[0] if len(users) == 1 else f"{users[0]}+{len(users) - 1}"
-            started.append((users, make_thumbnails.submit(label, photos, staging)))
+            started.append((users, make_thumbnails.submit(label, bulk(photos), staging)))
             users, photos = [], {}
     return started

@@ -14,12 +14,12 @@ from facelogin.adapters.connect import open_store
 from facelogin.settings import Settings
 from facelogin.sync import progress
 from facelogin.sync.transfer import pending, upload_staged
-from tasks.policy import S3_RETRIES, outcome_of
+from tasks.policy import PLAIN, S3_RETRIES, outcome_of
 
 
 # No task retries: botocore already retried each request, and a store that does not answer
 # should fail the run in seconds, not after minutes of retries.
-@task(task_run_name="check-store")
+@task(task_run_name="check-store", **PLAIN)
 def check_store(settings: Settings) -> str:
     """Check the bucket (or local store) exists and answers before any work is done."""
     return connect.check_store(settings)
