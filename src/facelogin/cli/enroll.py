@@ -101,14 +101,7 @@ def enroll(
             _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
     out["enrolment"] = result.as_dict()
     if not as_json:
-        for v in result.accepted:
-            typer.echo(f"accepted {v.source} -> {v.target}")
-        for v in result.rejected:
-            typer.secho(f"rejected {v.source}: {v.reason}", fg="yellow", err=True)
-        for c in result.conflicts:
-            typer.secho(
-                f"{c['kind']}: {' and '.join(c['users'])} (d={c['distance']:.2f})", fg="yellow", err=True
-            )
+        _show(result)
     if result.refused:
         _finish(out | {"error": result.refused}, as_json, EXIT_REJECTED)
     if not result.accepted:
@@ -118,6 +111,13 @@ def enroll(
     if no_trigger:
         _finish(out | {"ok": True, "run": None}, as_json, 0)
 
+    _sync_now(username, root, out, wait, timeout, as_json)
+
+
+def _sync_now(
+    username: str, root: Any, out: dict[str, Any], wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Start the `sync-now` deployment for the new photos and, with --wait, follow it to its end."""
     from facelogin.cli.runs import NothingPolling, TriggerError, read_run, trigger_sync, wait_for_run
 
     # The run reads exactly where the photos were written (the deployment's own root needs no telling).
@@ -152,6 +152,16 @@ def enroll(
         error = f"sync run {run.name} ended {final}: see {run.url or run.id}"
         _finish(out | {"error": error}, as_json, EXIT_RUN_FAILED)
     _finish(out | {"ok": True}, as_json, 0)
+
+
+def _show(result: Any) -> None:
+    """Each photo's verdict and the identity conflicts, for a person at a terminal."""
+    for v in result.accepted:
+        typer.echo(f"accepted {v.source} -> {v.target}")
+    for v in result.rejected:
+        typer.secho(f"rejected {v.source}: {v.reason}", fg="yellow", err=True)
+    for c in result.conflicts:
+        typer.secho(f"{c['kind']}: {' and '.join(c['users'])} (d={c['distance']:.2f})", fg="yellow", err=True)
 
 
 def _enrolled(bundle_dir: Path) -> tuple[Any, str | None]:
