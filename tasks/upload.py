@@ -45,7 +45,9 @@ def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> 
     concerns a handful of objects rather than a whole user.
     """
     total = sum(len(keys) for keys in jobs.values())
-    size = max(1, min(32, math.ceil(total / (settings.io_threads * 2)))) if total else 1
+    # A local store takes a thumbnail by renaming it: big batches, few task runs.
+    largest = 512 if settings.embedded_store else 32
+    size = max(1, min(largest, math.ceil(total / (settings.io_threads * 2)))) if total else 1
     batches = [
         (user if i == 0 else f"{user}-{i // size + 1}", keys[i : i + size])
         for user, keys in jobs.items()

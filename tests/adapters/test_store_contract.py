@@ -62,3 +62,11 @@ def test_url_serves_the_object_now(store: ObjectStore) -> None:
     store.put("thumbs/256/Ann/a.jpg", b"pixels", "image/jpeg", "")
     url = store.url("thumbs/256/Ann/a.jpg")
     assert url is not None and fetch(url) == b"pixels"
+
+
+def test_put_file_stores_a_local_file_and_consumes_it(store: ObjectStore, tmp_path: Path) -> None:
+    store.check()
+    staged = tmp_path / "staged.jpg"
+    staged.write_bytes(b"thumbnail")
+    store.put_file("thumbs/128/Ann/a.jpg", staged, "image/jpeg", "private")
+    assert store.get("thumbs/128/Ann/a.jpg") == b"thumbnail" and not staged.exists()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from facelogin.files import write_atomic
+from facelogin.files import PRIVATE_FILE, private_dir, write_atomic
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -73,6 +74,9 @@ class ObjectStore(Protocol):
     def check(self) -> None: ...
     def put(
         self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False
+    ) -> None: ...
+    def put_file(
+        self, key: str, path: Path, content_type: str, cache_control: str, public: bool = False
     ) -> None: ...
     def get(self, key: str) -> bytes: ...
     def keys(self, prefix: str) -> list[str]: ...
@@ -190,6 +194,13 @@ class S3Store:
             raise
         return bytes(body.read())
 
+    def put_file(
+        self, key: str, path: Path, content_type: str, cache_control: str, public: bool = False
+    ) -> None:
+        """`put` of a local file's bytes; the file is deleted once the object is stored."""
+        self.put(key, path.read_bytes(), content_type, cache_control, public)
+        path.unlink(missing_ok=True)
+
     def keys(self, prefix: str) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
@@ -242,6 +253,21 @@ class DirStore:
 
     def put(self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False) -> None:
         write_atomic(self._path(key), data)
+
+    def put_file(
+        self, key: str, path: Path, content_type: str, cache_control: str, public: bool = False
+    ) -> None:
+        """Store a local file under `key` by moving it (a rename, atomic, no copy); it is gone from `path`."""
+        target = self._path(key)
+        private_dir(target.parent)
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # another filesystem: copy, then drop the original
+                raise
+            write_atomic(target, path.read_bytes())
+            path.unlink(missing_ok=True)
+        os.chmod(target, PRIVATE_FILE)
 
     def keys(self, prefix: str) -> list[str]:
         if not self.root.is_dir():

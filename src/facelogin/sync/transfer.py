@@ -44,12 +44,9 @@ def upload_staged(store: ObjectStore, keys: list[str], staging: Path) -> int:
     """
     sent = 0
     for key in keys:
-        try:
-            data = (staging / key).read_bytes()
-        except FileNotFoundError:
+        if not (staging / key).exists():
             continue
-        store.put(key, data, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
-        (staging / key).unlink(missing_ok=True)
+        store.put_file(key, staging / key, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
         sent += 1
     return sent
 
