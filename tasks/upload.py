@@ -45,14 +45,17 @@ def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> 
     concerns a handful of objects rather than a whole user.
     """
     total = sum(len(keys) for keys in jobs.values())
-    # A local store takes a thumbnail by renaming it: big batches, few task runs.
-    largest = 512 if settings.embedded_store else 32
-    size = max(1, min(largest, math.ceil(total / (settings.io_threads * 2)))) if total else 1
-    batches = [
-        (user if i == 0 else f"{user}-{i // size + 1}", keys[i : i + size])
-        for user, keys in jobs.items()
-        for i in range(0, len(keys), size)
-    ]
+    if settings.embedded_store:
+        # A local store takes a thumbnail by renaming it: a task run per 2,000 objects is plenty.
+        every = [key for keys in jobs.values() for key in keys]
+        batches = [(f"local-{i // 2000 + 1}", every[i : i + 2000]) for i in range(0, len(every), 2000)]
+    else:
+        size = max(1, min(32, math.ceil(total / (settings.io_threads * 2))))
+        batches = [
+            (user if i == 0 else f"{user}-{i // size + 1}", keys[i : i + size])
+            for user, keys in jobs.items()
+            for i in range(0, len(keys), size)
+        ]
     failed: dict[str, BaseException] = {}
     runner: Any = ThreadPoolTaskRunner(max_workers=settings.io_threads)  # Prefect's typing wants coroutines
     with runner:
