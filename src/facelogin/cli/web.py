@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -47,6 +49,8 @@ def web(
 
     if (certfile is None) != (keyfile is None):
         fail("web", "give both --certfile and --keyfile, or neither", False)
+    if problem := _cannot_listen(host, port):
+        fail("web", problem, False)
     settings = load_settings("web", False)
 
     import uvicorn
@@ -71,6 +75,10 @@ def web(
         typer.echo(f"facelogin web: a sync is using the embedded database in {settings.mongo_dir}; "
                    "starting when it is done", err=True)  # fmt: skip
 
+    # Uvicorn stops gracefully on SIGTERM or Ctrl-C, then raises the signal again for the previous
+    # handler: ours turns it into an exception, so the embedded database is stopped in order (after
+    # its borrowers) instead of the process dying with it.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         with catalog_server(settings, share=True, wait=waiting) as running:
             for check in (check_catalog, check_store):
@@ -94,8 +102,38 @@ def web(
             except SystemExit as exc:  # Uvicorn exits 1 when it cannot listen: an error, not a rejection
                 if exc.code:
                     fail("web", f"cannot serve on {host}:{port} (see the lines above)", False)
+    except (_Stopped, KeyboardInterrupt):
+        typer.echo("facelogin web: stopped", err=True)
     except (EmbeddedServerError, ValueError, OSError) as exc:
         fail("web", str(exc), False, ERROR)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(BaseException):
+    """SIGTERM: stop serving (a BaseException, so no `except Exception` on the way swallows it)."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped()
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on (in use, no such address), found before anything starts."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror} (another facelogin web? try --port)"
+    return None
 
 
 def _is_loopback(host: str) -> bool:
