@@ -16,15 +16,18 @@ from pymongo import MongoClient
 from facelogin.adapters.embedded import NxServer, start_nx
 from tests.servers import FaultyProxy, MotoServer, faces_root, start_moto
 
+TEST_INPUTS = {"FACELOGIN_FACES", "FACELOGIN_SCREENSHOTS"}
+
 
 def _clean_environment() -> None:
     """Drop the developer's FACELOGIN_*, AWS_* and PREFECT_* settings: they must not change results.
 
     A test that wants a setting sets it itself (monkeypatch, or a subprocess env). FACELOGIN_FACES
-    says where the sample photos are: it is the tests' own input, not a product setting.
+    says where the sample photos are, FACELOGIN_SCREENSHOTS where the browser tests keep their
+    screenshots: the tests' own inputs, not product settings.
     """
     for name in list(os.environ):
-        if name.startswith(("FACELOGIN_", "AWS_", "PREFECT_")) and name != "FACELOGIN_FACES":
+        if name.startswith(("FACELOGIN_", "AWS_", "PREFECT_")) and name not in TEST_INPUTS:
             del os.environ[name]
     # Throw-away test servers have nobody to report usage to, and no internet to do it over.
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

@@ -61,6 +61,11 @@ def test_the_package_and_its_sync_core_load_no_prefect() -> None:
     assert "facelogin" in loaded and "prefect" not in loaded
 
 
+def test_the_web_app_loads_no_prefect() -> None:
+    loaded = loaded_after("import facelogin.web, facelogin.web.app, facelogin.cli.web, facelogin.audit")
+    assert "starlette" in loaded and "prefect" not in loaded
+
+
 def test_only_the_fenced_module_of_the_package_imports_prefect() -> None:
     importing = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py") if "prefect" in imports_of(p)}
     assert importing == {FENCED.relative_to(ROOT).as_posix()}
@@ -112,5 +117,11 @@ def test_the_wheel_installs_one_top_level_package(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("facelogin-*.whl")
-    top = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"facelogin"}
+    web = {
+        f"facelogin/web/{p.relative_to(PACKAGE / 'web').as_posix()}" for p in (PACKAGE / "web").rglob("*.*")
+    }
+    assert {n for n in web if "/templates/" in n or "/static/" in n} <= set(names)  # `facelogin web` pages
+    assert "facelogin/web/templates/login.html" in names and "facelogin/web/static/login.js" in names

@@ -2,7 +2,8 @@
 
 The wheel's core is light (Typer, numpy, Pillow); the rest comes with extras: `pi` (dlib and its
 models: what `facelogin login` needs), `s3` (boto3, for s3:// bundles), `camera` (OpenCV),
-`plot` (matplotlib) and `sync` (Prefect, pymongo, ...: the checkout's side). A command that
+`plot` (matplotlib), `sync` (Prefect, pymongo, ...: the checkout's side) and `web` (Starlette,
+Jinja2, Uvicorn, pymongo: `facelogin web`). A command that
 needs a module that is not installed says which command installs it, and exits 2.
 """
 
@@ -29,6 +30,9 @@ MODULES: dict[str, tuple[str, str]] = {
     "rich": ("sync", "rich"),
     "pillow_heif": ("sync", "pillow-heif"),
     "prefect_dask": ("dask", "prefect-dask"),
+    "starlette": ("web", "starlette"),
+    "jinja2": ("web", "jinja2"),
+    "uvicorn": ("web", "uvicorn"),
 }
 
 

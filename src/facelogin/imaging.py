@@ -93,32 +93,51 @@ def open_photo(path: str | Path, max_side: int | None = None, max_height: int | 
     times faster than decoding at full size and shrinking. JPEG, PNG, WebP and HEIC are decoded;
     anything else is refused, so no other Pillow plugin ever parses a file handed in.
     """
-    draft = max(max_side or 0, max_height or 0)
     try:
         with open_regular(path) as fh:
-            fmt = _format_of(fh.read(16))
-            fh.seek(0)
-            with Image.open(fh, formats=(fmt,)) as im:
-                width, height = im.size
-                if width * height > MAX_PIXELS:
-                    raise PhotoError(f"image is too large: {width}x{height} pixels, {_TOO_LARGE}")
-                if draft:
-                    im.draft("RGB", (draft, draft))
-                im.load()
-                return _upright_rgb(im, max_side, max_height)
-    except PhotoError:
-        raise
+            return _decode(fh, max_side, max_height, MAX_PIXELS)
     except FileNotFoundError:
         raise PhotoError("no such file") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the system's error (permissions, I/O), not the decoder's
+            raise PhotoError(f"{CANNOT_READ} ({exc.strerror or exc})") from None
+        raise PhotoError(f"cannot decode image: {exc}") from None
+
+
+def decode_photo(
+    data: bytes, max_side: int | None = None, max_height: int | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """`open_photo` for bytes already in memory (a camera frame sent by a browser).
+
+    `max_pixels` refuses, from the header alone, an image larger than its sender should make.
+    """
+    try:
+        return _decode(io.BytesIO(data), max_side, max_height, max_pixels)
+    except OSError as exc:
+        raise PhotoError(f"cannot decode image: {exc}") from None
+
+
+def _decode(fh: BinaryIO, max_side: int | None, max_height: int | None, max_pixels: int) -> Image.Image:
+    draft = max(max_side or 0, max_height or 0)
+    try:
+        fmt = _format_of(fh.read(16))
+        fh.seek(0)
+        with Image.open(fh, formats=(fmt,)) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                limit = _TOO_LARGE if max_pixels == MAX_PIXELS else f"limit {max_pixels:,} pixels"
+                raise PhotoError(f"image is too large: {width}x{height} pixels, {limit}")
+            if draft:
+                im.draft("RGB", (draft, draft))
+            im.load()
+            return _upright_rgb(im, max_side, max_height)
+    except PhotoError:
+        raise
     except UnidentifiedImageError:
         raise PhotoError("not a readable image (unknown or corrupt format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own guard, on the declared size too; it only speaks above MAX_PIXELS.
         raise PhotoError(f"image is too large: {_TOO_LARGE}") from None
-    except OSError as exc:
-        if exc.errno is not None:  # the system's error (permissions, I/O), not the decoder's
-            raise PhotoError(f"{CANNOT_READ} ({exc.strerror or exc})") from None
-        raise PhotoError(f"cannot decode image: {exc}") from None
     except (SyntaxError, ValueError) as exc:
         raise PhotoError(f"cannot decode image: {exc}") from None
 

@@ -147,6 +147,38 @@ class Settings(BaseSettings):
         description="Refuse to run on embedded defaults (local store, embedded MongoDB): set for workers "
         "and serve processes, whose runs must reach the real bucket and database.",
     )
+    # `facelogin web`, the profile page and its browser login.
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs the web session cookie; unset: a random key kept in "
+        "state_dir/web-secret (set it when several web processes serve one site).",
+    )
+    session_minutes: int = Field(720, ge=1, le=60 * 24 * 30, description="A web session lasts this long.")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the JSON API's admin side (any user's profile image URL); "
+        "unset: no admin access.",
+    )
+    web_frames: int = Field(
+        5, ge=1, le=20, description="Most camera frames one web login request may send (n of k-of-n)."
+    )
+    web_agree: int = Field(
+        3, ge=1, le=20, description="Frames that must agree on one user in a web login (k of k-of-n)."
+    )
+    web_frame_bytes: int = Field(
+        1_500_000, ge=10_000, le=20_000_000, description="Largest encoded camera frame a web login accepts."
+    )
+    web_frame_pixels: int = Field(
+        1920 * 1080, ge=10_000, description="Largest camera frame (width x height) a web login decodes."
+    )
+    web_attempts: int = Field(
+        10, ge=1, description="Web login attempts allowed per client address per minute (then 429)."
+    )
+    record_logins: bool = Field(
+        False,
+        description="`facelogin login` records each decision in MongoDB (`logins`), so a login at the "
+        "Pi shows on the web profile page.",
+    )
     # Settings from Prefect blocks, read at run time by the flow (tasks/blocks.py) and by the CLI
     # (cli/runs.py); the environment's FACELOGIN_BUCKET / FACELOGIN_MONGODB_URI win when also set.
     s3_block: str | None = Field(
@@ -230,6 +262,11 @@ class Settings(BaseSettings):
     def login_cache_dir(self) -> Path:
         """Where `facelogin login` on this machine keeps its last good bundle (its default)."""
         return self.state_dir / "login-cache"
+
+    @property
+    def web_secret_file(self) -> Path:
+        """Where `facelogin web` keeps its session key when FACELOGIN_SESSION_SECRET is not set."""
+        return self.state_dir / "web-secret"
 
     @property
     def staging_dir(self) -> Path:

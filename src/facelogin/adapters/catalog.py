@@ -11,6 +11,7 @@ from pymongo.database import Database
 
 USERS = "users"
 FACES = "faces"
+LOGINS = "logins"
 SETTING = "FACELOGIN_MONGODB_URI"
 
 # What pymongo says when nothing listens at the address, or the host name does not resolve: a
@@ -53,6 +54,7 @@ class Catalog:
         self.where = where  # the hosts, for messages: never the URI itself (it may hold a password)
         self.users = db[USERS]
         self.faces = db[FACES]
+        self.logins = db[LOGINS]
 
     def check(self) -> None:
         """The server answers. Refused, unresolvable or bad credentials: CatalogError at once."""
@@ -151,6 +153,37 @@ class Catalog:
         """Every user's name, counts, profile image and last update, by name (no photo records)."""
         fields = {"_id": 0, "username": 1, "counts": 1, "profile_image": 1, "updated_at": 1}
         return sorted(self.users.find({}, fields), key=lambda d: d["username"])
+
+    def ensure_login_indexes(self) -> None:
+        self.logins.create_index([("user", 1), ("time", -1)], name="user_time")
+
+    def record_login(self, event: dict[str, Any]) -> str:
+        """Store one login decision (facelogin.audit.login_event); returns its id."""
+        return str(self.logins.insert_one(dict(event)).inserted_id)
+
+    def accepted_logins(
+        self, username: str, before: datetime | None = None, limit: int = 5
+    ) -> list[dict[str, Any]]:
+        """The user's accepted logins, newest first (only those before `before` when given); `id` is a str."""
+        query: dict[str, Any] = {"user": username, "decision": "accepted"}
+        if before is not None:
+            query["time"] = {"$lt": before}
+        found = self.logins.find(query).sort("time", -1).limit(limit)
+        return [{**{k: v for k, v in doc.items() if k != "_id"}, "id": str(doc["_id"])} for doc in found]
+
+
+def failure_message(exc: BaseException, where: str) -> str:
+    """What a person can do about a MongoDB failure, in one line (never the URI: it may hold a password)."""
+    from pymongo.errors import OperationFailure
+
+    if isinstance(exc, CatalogError):
+        return str(exc)
+    if isinstance(exc, OperationFailure) and exc.code in {13, 18}:  # Unauthorized, AuthenticationFailed
+        return f"MongoDB at {where} refused the credentials in {SETTING}"
+    if isinstance(exc, OperationFailure):
+        detail = (exc.details or {}).get("errmsg") or exc
+        return f"MongoDB at {where} refused the request: {detail}"
+    return f"MongoDB at {where} is unreachable: check {SETTING} and that the server is running"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from facelogin.adapters.catalog import Catalog, describe_uri
@@ -37,13 +37,16 @@ def check_store(settings: Settings) -> str:
 
 
 @contextmanager
-def catalog_server(settings: Settings) -> Iterator[Settings]:
+def catalog_server(
+    settings: Settings, share: bool = False, wait: Callable[[], None] | None = None
+) -> Iterator[Settings]:
     """The settings to run with: as given when they name a MongoDB, else pointing at the embedded
-    nx-27017 server, started for the block under the state directory and stopped after it."""
+    nx-27017 server, started for the block under the state directory and stopped after it (or
+    borrowed from the process that shares it: see embedded_mongo for `share` and `wait`)."""
     if settings.mongodb_uri:
         yield settings
         return
-    with embedded_mongo(settings.mongo_dir) as uri:
+    with embedded_mongo(settings.mongo_dir, share=share, wait=wait) as uri:
         try:
             yield settings.with_mongodb(uri)
         finally:

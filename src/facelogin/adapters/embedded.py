@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -10,12 +11,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from facelogin.files import open_private, private_dir
+from facelogin.files import open_private, private_dir, write_atomic
 from facelogin.processes import child_guard, command_line, pid_alive, stop_pid
 
 log = logging.getLogger(__name__)
@@ -121,28 +123,101 @@ def stop_leftover(data_dir: Path) -> int | None:
     return pid
 
 
-@contextmanager
-def embedded_mongo(data_dir: Path) -> Iterator[str]:
-    """A MongoDB URI for the embedded server, locked to one user of `data_dir` at a time.
+SERVER_FILE = "server.json"  # the running server a holder shares: {"pid", "server_pid", "port"}
+BORROW_LOCK = "borrow.lock"  # held shared by each process using a server it did not start
 
-    The lock is an flock: the kernel releases it when its holder dies, however it dies.
+
+@contextmanager
+def embedded_mongo(
+    data_dir: Path, share: bool = False, wait: Callable[[], None] | None = None
+) -> Iterator[str]:
+    """A MongoDB URI for the embedded server of `data_dir`: one process at a time starts it.
+
+    The holder's lock is an flock, which the kernel releases when its holder dies, however it dies.
+    A holder that `share`s (the long-running `facelogin web`) leaves its server to other processes
+    while it runs: a sync, `facelogin users` or a login recorded on this machine then borrow it
+    instead of being refused, and the holder waits for them to finish before stopping it. Without
+    `wait`, a busy database that is not shared is refused (after a few seconds, in case its holder
+    is just stopping it); with it, `wait()` is called once and the lock is waited for.
     """
     import fcntl
 
     private_dir(data_dir)
     with os.fdopen(open_private(data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EmbeddedServerError(
-                f"another sync is using the embedded database in {data_dir}; wait for it to finish"
-            ) from None
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            with _borrowed(data_dir) as uri:
+                if uri is not None:
+                    yield uri
+                    return
+            if wait is not None:
+                wait()
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                break
+            if time.monotonic() > deadline:  # not shared, or its holder is stopping it: not ours to use
+                raise EmbeddedServerError(
+                    f"another facelogin process (pid {_holder(lock)}) is using the embedded database in "
+                    f"{data_dir}; wait for it to finish"
+                )
+            time.sleep(0.2)
         lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
         stop_leftover(data_dir)
+        (data_dir / SERVER_FILE).unlink(missing_ok=True)
         server = start_nx(data_dir)
         try:
+            if share:
+                record = {"pid": os.getpid(), "server_pid": server.pid, "port": server.port}
+                write_atomic(data_dir / SERVER_FILE, json.dumps(record).encode())
             yield server.uri
         finally:
-            server.stop()
+            if share:
+                with open(open_private(data_dir / BORROW_LOCK, os.O_RDWR | os.O_CREAT)) as borrowers:
+                    fcntl.flock(borrowers, fcntl.LOCK_EX)  # every borrower is done
+                    (data_dir / SERVER_FILE).unlink(missing_ok=True)
+                    server.stop()
+            else:
+                server.stop()
+
+
+@contextmanager
+def _borrowed(data_dir: Path) -> Iterator[str | None]:
+    """The URI of the server another process shares, held against its stopping while in use; else None."""
+    import fcntl
+
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    with open(open_private(data_dir / BORROW_LOCK, os.O_RDWR | os.O_CREAT)) as borrowing:
+        fcntl.flock(borrowing, fcntl.LOCK_SH)
+        try:
+            record = json.loads((data_dir / SERVER_FILE).read_text())
+            pid, port = int(record["pid"]), int(record["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            yield None
+            return
+        uri = f"mongodb://127.0.0.1:{port}/"
+        try:
+            if not pid_alive(pid):
+                raise PyMongoError("its holder is gone")
+            client: MongoClient[dict[str, object]] = MongoClient(
+                uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
+            )
+            with client:
+                client.admin.command("ping")
+        except PyMongoError:
+            yield None
+            return
+        log.info("using the embedded database shared by pid %s on port %s", pid, port)
+        yield uri
+
+
+def _holder(lock: IO[str]) -> str:
+    lock.seek(0)
+    return lock.read().strip() or "?"

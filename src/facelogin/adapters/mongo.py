@@ -1,30 +1,37 @@
-"""The pymongo client, one per URI and process (clients are thread-safe and pool their connections)."""
+"""The pymongo clients, one per URI and timeout (clients are thread-safe and pool their connections)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
 
-_open_uris: set[str] = set()
 CHECK_TIMEOUT_MS = 2000  # a reachability check: a server that is up answers in milliseconds
 
+# Kept until close_mongo, never dropped unclosed: a client collected unclosed warns (ResourceWarning).
+_clients: dict[tuple[str, int], MongoClient[dict[str, Any]]] = {}
+_lock = threading.Lock()
 
-@lru_cache(maxsize=8)
+
 def mongo_client(uri: str, timeout_ms: int = 5000) -> MongoClient[dict[str, Any]]:
     """A client whose operations give up after `timeout_ms` without a server (then the task retries)."""
     from pymongo import MongoClient
 
-    _open_uris.add(uri)
-    return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True)
+    with _lock:
+        client = _clients.get((uri, timeout_ms))
+        if client is None:
+            client = MongoClient(
+                uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True
+            )
+            _clients[(uri, timeout_ms)] = client
+        return client
 
 
 def close_mongo(uri: str) -> None:
-    """Close and forget the cached client for `uri` (the embedded server it talks to is stopping)."""
-    if uri in _open_uris:
-        _open_uris.discard(uri)
-        for timeout_ms in CHECK_TIMEOUT_MS, 5000:
-            mongo_client(uri, timeout_ms).close()
-    mongo_client.cache_clear()
+    """Close and forget the clients for `uri` (the embedded server they talk to is stopping)."""
+    with _lock:
+        closing = [_clients.pop(key) for key in [k for k in _clients if k[0] == uri]]
+    for client in closing:
+        client.close()

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from facelogin.cli import doctor, enroll, login, status, sync, users
+from facelogin.cli import doctor, enroll, login, status, sync, users, web
 from facelogin.cli.exits import ERROR
 
 app = typer.Typer(
@@ -55,6 +55,7 @@ enroll.register(app)
 users.register(app)
 doctor.register(app)
 status.register(app)
+web.register(app)
 
 
 def main() -> None:

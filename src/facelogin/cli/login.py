@@ -120,13 +120,17 @@ def login(
     options = core.LoginOptions(
         threshold=threshold, margin=margin, height=height, upsample=upsample, frames=frames, agree=agree
     )
+    record = _recorder()
     try:
         auth, setup_ms = _authenticator(core, bundle, cache_dir, options)
         if serve:
             typer.echo(
                 f"facelogin: ready, bundle {auth.loaded.bundle.version} ({len(auth.gallery)} users)", err=True
             )
-            core.serve(auth, sys.stdin, _write_line)
+            try:
+                core.serve(auth, sys.stdin, _write_line, on_result=record)
+            finally:
+                record.close()
             return
         if image:
             result = auth.decide(core.image_frames(image, height), len(image), min(agree, len(image)))
@@ -146,7 +150,58 @@ def login(
         _print(core.error_result(message), pretty)
         raise typer.Exit(core.EXIT_ERROR) from None
     _print(result, pretty)
+    sys.stdout.flush()  # the answer first; recording it must not keep anyone waiting for it
+    with record:
+        record(result)
     raise typer.Exit(core.exit_code(result))
+
+
+class _NoRecorder:
+    def __call__(self, result: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _NoRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _recorder() -> Any:
+    """Records each decision in MongoDB when FACELOGIN_RECORD_LOGINS is on (the web profile shows them).
+
+    Only then are the settings, pymongo and the catalog imported: a Pi that does not record needs
+    none of them.
+    """
+    import os
+    import socket
+
+    if not os.environ.get("FACELOGIN_RECORD_LOGINS", "").strip():
+        return _NoRecorder()
+
+    def warn(message: str) -> None:
+        typer.echo(f"facelogin login: {message}", err=True)
+
+    try:
+        from facelogin.audit import PI, DecisionRecorder
+        from facelogin.settings import Settings
+
+        settings = Settings()
+    except ModuleNotFoundError as exc:
+        warn(
+            f"FACELOGIN_RECORD_LOGINS is on but {exc.name} is not installed: decisions are not recorded "
+            "(`pip install pymongo pydantic-settings`)"
+        )
+        return _NoRecorder()
+    except ValueError as exc:  # pydantic's ValidationError
+        warn(f"invalid setting, decisions are not recorded: {exc}")
+        return _NoRecorder()
+    if not settings.record_logins:
+        return _NoRecorder()
+    return DecisionRecorder(settings, PI, socket.gethostname(), warn)
 
 
 def _authenticator(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,8 +162,16 @@ def exit_code(result: dict[str, Any]) -> int:
     return {"accepted": EXIT_ACCEPTED, "rejected": EXIT_REJECTED}.get(result["decision"], EXIT_ERROR)
 
 
-def serve(auth: Authenticator, lines: Iterable[str], write: Any) -> int:
-    """Answer one JSON line per JSON request line until the input ends; returns the requests served."""
+def serve(
+    auth: Authenticator,
+    lines: Iterable[str],
+    write: Any,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Answer one JSON line per JSON request line until the input ends; returns the requests served.
+
+    `on_result` sees each result once its answer is written (the CLI records decisions with it).
+    """
     served = 0
     for line in lines:
         if not line.strip():
@@ -181,6 +189,8 @@ def serve(auth: Authenticator, lines: Iterable[str], write: Any) -> int:
         if isinstance(request, dict) and "id" in request:
             result["id"] = request["id"]
         write(json.dumps(result) + "\n")
+        if on_result is not None:
+            on_result(result)
         served += 1
     return served
 

@@ -1,0 +1,79 @@
+"""The embedded MongoDB shared by a long-running holder (facelogin web): borrowed, never stopped under
+a borrower."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from facelogin.adapters.embedded import SERVER_FILE, EmbeddedServerError, embedded_mongo
+
+
+def ping(uri: str) -> bool:
+    with MongoClient(uri, serverSelectionTimeoutMS=1000) as client:
+        return bool(client.admin.command("ping")["ok"])
+
+
+def test_a_shared_server_is_borrowed_and_outlives_its_borrowers(tmp_path: Path) -> None:
+    data = tmp_path / "mongo"
+    with embedded_mongo(data, share=True) as uri:
+        assert (data / SERVER_FILE).is_file()
+        with embedded_mongo(data) as borrowed:  # a sync or `facelogin users` meanwhile
+            assert borrowed == uri
+            with MongoClient(borrowed) as client:
+                client.db.things.insert_one({"n": 1})
+        assert ping(uri)  # the borrower left it running
+        with MongoClient(uri) as client:
+            assert client.db.things.count_documents({}) == 1
+    assert not (data / SERVER_FILE).exists()
+
+
+def test_the_holder_waits_for_a_borrower_before_stopping_the_server(tmp_path: Path) -> None:
+    data = tmp_path / "mongo"
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def borrower() -> None:
+        with embedded_mongo(data) as uri:
+            inside.set()
+            release.wait(10)
+            seen.append(ping(uri))  # still up although its holder is leaving
+
+    with embedded_mongo(data, share=True):
+        thread = threading.Thread(target=borrower)
+        thread.start()
+        assert inside.wait(10)
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+    assert time.monotonic() - started >= 0.4
+    thread.join(10)
+    assert seen == [True]
+
+
+def test_a_server_that_is_not_shared_is_refused_naming_its_holder(tmp_path: Path) -> None:
+    data = tmp_path / "mongo"
+    refused = pytest.raises(EmbeddedServerError, match=r"another facelogin process \(pid \d+\) is using")
+    with embedded_mongo(data), refused, embedded_mongo(data):
+        pass
+
+
+def test_a_waiting_holder_starts_once_the_other_is_done(tmp_path: Path) -> None:
+    data = tmp_path / "mongo"
+    told = []
+    done = threading.Event()
+
+    def web() -> None:
+        with embedded_mongo(data, share=True, wait=lambda: told.append("waiting")) as uri:
+            told.append(ping(uri))
+        done.set()
+
+    with embedded_mongo(data):  # a sync holding it, not sharing
+        thread = threading.Thread(target=web)
+        thread.start()
+        time.sleep(0.5)
+        assert told == ["waiting"] and not done.is_set()
+    thread.join(30)
+    assert told == ["waiting", True]

@@ -1,0 +1,83 @@
+"""`facelogin web` as a user starts it: what it says when it cannot, and the embedded database it shares."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facelogin.cli.web import _is_loopback
+from facelogin.settings import Settings
+from tests.web.browser import WebServer, clean_env, start_web
+from tests.web.conftest import ENROLLED
+from tests.web.synced import Encodings, write_state
+
+FACELOGIN = Path(sys.executable).with_name("facelogin")
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(FACELOGIN), *args], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+
+
+@pytest.fixture
+def embedded(faces: Path, encodings: Encodings, tmp_path: Path) -> Iterator[tuple[WebServer, dict[str, str]]]:
+    state = tmp_path / "state"
+    write_state(Settings(state_dir=state), faces / "images", encodings, ENROLLED)
+    env = clean_env(tmp_path / "home", FACELOGIN_STATE_DIR=str(state))
+    server = start_web(env, tmp_path)
+    yield server, env
+    server.stop()
+
+
+@pytest.mark.slow
+def test_on_embedded_defaults_other_commands_share_its_database(
+    embedded: tuple[WebServer, dict[str, str]],
+) -> None:
+    server, env = embedded
+    listed = run(env, "users", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [u["username"] for u in json.loads(listed.stdout)["users"]] == ENROLLED
+
+    taken = run(env, "web", "--port", str(server.port))
+    assert taken.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{server.port}" in taken.stderr and "Traceback" not in taken.stderr
+
+    server.stop()  # SIGTERM, as systemd stops it
+    assert server.process.returncode == 0, server.output()
+    assert server.output().rstrip().endswith("facelogin web: stopped")
+    assert not (Path(env["FACELOGIN_STATE_DIR"]) / "mongo" / "server.json").exists()  # stopped in order
+
+
+def test_a_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
+    done = run(clean_env(tmp_path), "web", "--certfile", str(tmp_path / "cert.pem"))
+    assert done.returncode == 2 and "give both --certfile and --keyfile" in done.stderr
+
+
+def test_an_address_that_does_not_resolve_is_refused(tmp_path: Path) -> None:
+    done = run(clean_env(tmp_path), "web", "--host", "no-such-host.invalid", "--port", "8000")
+    assert done.returncode == 2 and "cannot listen on no-such-host.invalid" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("192.0.2.1", False),
+     ("pi.local", False)],
+)  # fmt: skip
+def test_only_loopback_addresses_get_the_camera_over_plain_http(host: str, loopback: bool) -> None:
+    assert _is_loopback(host) is loopback
+
+
+def test_the_port_check_does_not_hold_the_port() -> None:
+    from facelogin.cli.web import _cannot_listen
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert "cannot listen on 127.0.0.1" in (_cannot_listen("127.0.0.1", port) or "")
+    assert _cannot_listen("127.0.0.1", port) is None
