@@ -10,6 +10,7 @@ Everything else in `facelogin` is plain Python; the Prefect glue lives in flows/
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import socket
@@ -137,12 +138,22 @@ class TemporaryServer:
         return f"http://127.0.0.1:{self.port}/api"
 
     def start(self) -> None:
-        import httpx
         from prefect.settings import PREFECT_HOME
 
-        PREFECT_HOME.value().mkdir(parents=True, exist_ok=True)  # the server does not make it
+        home = PREFECT_HOME.value()
+        home.mkdir(parents=True, exist_ok=True)  # the server does not make it
+        # Two commands starting at once on a new machine would both migrate the same SQLite
+        # database ("duplicate column name"): one start at a time per PREFECT_HOME, until healthy.
+        with open(home / "facelogin-server-start.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._start(home)
+
+    def _start(self, home: Path) -> None:
+        import httpx
+
         self.port = _free_port()
-        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # nobody to report to
+        # The database the lock above guards; nobody to report analytics to.
+        env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                    "--port", str(self.port), "--no-services", "--no-ui", "--log-level", "ERROR"]  # fmt: skip
