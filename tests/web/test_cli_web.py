@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +53,16 @@ def test_on_embedded_defaults_other_commands_share_its_database(
     assert server.process.returncode == 0, server.output()
     assert server.output().rstrip().endswith("facelogin web: stopped")
     assert not (Path(env["FACELOGIN_STATE_DIR"]) / "mongo" / "server.json").exists()  # stopped in order
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_it_in_order_without_a_traceback(embedded: tuple[WebServer, dict[str, str]]) -> None:
+    server, env = embedded
+    server.stop(signal.SIGINT)
+    assert server.process.returncode == 0, server.output()
+    assert "Traceback" not in server.output()
+    assert server.output().rstrip().endswith("facelogin web: stopped")
+    assert not (Path(env["FACELOGIN_STATE_DIR"]) / "mongo" / "server.json").exists()
 
 
 def test_a_certificate_without_its_key_is_refused(tmp_path: Path) -> None:

@@ -77,8 +77,9 @@ def web(
 
     # Uvicorn stops gracefully on SIGTERM or Ctrl-C, then raises the signal again for the previous
     # handler: ours turns it into an exception, so the embedded database is stopped in order (after
-    # its borrowers) instead of the process dying with it.
-    previous = signal.signal(signal.SIGTERM, _stop)
+    # its borrowers) instead of the process dying with it. Ctrl-C too: with Python's default SIGINT
+    # handler, asyncio cancels the app's lifespan mid-shutdown and Uvicorn prints a traceback.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with catalog_server(settings, share=True, wait=waiting) as running:
             for check in (check_catalog, check_store):
@@ -107,11 +108,12 @@ def web(
     except (EmbeddedServerError, ValueError, OSError) as exc:
         fail("web", str(exc), False, ERROR)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _Stopped(BaseException):
-    """SIGTERM: stop serving (a BaseException, so no `except Exception` on the way swallows it)."""
+    """SIGTERM or Ctrl-C: stop serving (a BaseException, so no `except Exception` on the way swallows it)."""
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
