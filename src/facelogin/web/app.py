@@ -355,10 +355,16 @@ def profile_page(site: Site, request: Request) -> Response:
         return _to_login(request, "gone")
     image = _image(site, request, doc, None)
     recent = site.catalog.accepted_logins(session.username, limit=RECENT_LOGINS)
-    this = next((e for e in recent if e["id"] == session.login_id), None)
-    if this is None:
-        this = {"time": datetime.fromtimestamp(session.issued, UTC), "source": audit.WEB, "client": None}
-    earlier = site.catalog.accepted_logins(session.username, before=_as_datetime(this["time"]), limit=1)
+    index = next((i for i, e in enumerate(recent) if e["id"] == session.login_id), None)
+    # The previous login is the next one in the newest-first list; a query on time is the fallback
+    # only, for a session older than the list (nx-27017 compares dates to the whole second).
+    if index is not None and index + 1 < len(recent):
+        this, earlier = recent[index], recent[index + 1 : index + 2]
+    else:
+        this = recent[index] if index is not None else {
+            "time": datetime.fromtimestamp(session.issued, UTC), "source": audit.WEB, "client": None
+        }  # fmt: skip
+        earlier = site.catalog.accepted_logins(session.username, before=_as_datetime(this["time"]), limit=1)
     counts = doc.get("counts") or {}
     context = {
         "username": session.username,
