@@ -114,3 +114,27 @@ def test_dir_store_writes_privately_and_refuses_escapes(tmp_path: Path) -> None:
         store.put("../outside.jpg", b"x", "image/jpeg", "")
     store.delete(["thumbs/128/Ann/a.jpg", "gone.jpg"])
     assert not path.exists()
+
+
+def test_dir_store_moves_staged_files_in_and_refuses_escapes(tmp_path: Path) -> None:
+    store, outside = DirStore(tmp_path / "objects"), tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "objects" / "thumbs").mkdir(parents=True)
+    (tmp_path / "objects" / "thumbs" / "link").symlink_to(outside)  # a folder that leads out
+    staged = tmp_path / "staged.jpg"
+    for key in ("../x.jpg", "thumbs/../../x.jpg", "thumbs/link/x.jpg", "thumbs/..", "thumbs/"):
+        staged.write_bytes(b"x")
+        with pytest.raises(StoreError, match="leaves the store"):
+            store.put_file(key, staged, "image/jpeg", "")
+        assert staged.exists() and list(outside.iterdir()) == []
+    with pytest.raises(StoreError, match="leaves the store"):
+        store.delete(["thumbs/link/x.jpg"])
+
+    for name in ("a.jpg", "b.jpg"):  # the second reuses the folder found for the first
+        staged.write_bytes(name.encode())
+        staged.chmod(0o644)
+        store.put_file(f"thumbs/128/Ann/{name}", staged, "image/jpeg", "")
+        stored = tmp_path / "objects" / "thumbs/128/Ann" / name
+        assert not staged.exists() and stored.read_bytes() == name.encode()
+        assert oct(stored.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "objects" / "thumbs/128/Ann").stat().st_mode & 0o777) == "0o700"

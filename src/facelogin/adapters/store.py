@@ -232,6 +232,8 @@ class DirStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._folders: dict[str, Path] = {}  # a key's folder, resolved and checked once
+        self._made: set[Path] = set()  # folders known to exist
 
     @property
     def location(self) -> str:
@@ -242,6 +244,25 @@ class DirStore:
         if not path.is_relative_to(self.root.resolve()):
             raise StoreError(f"key {key!r} leaves the store directory")
         return path
+
+    def _target(self, key: str) -> Path:
+        """Where `key` is written: `_path`, with the folder resolved once for all its keys.
+
+        Thousands of thumbnails share a few folders; resolving every key walked every component.
+        A rename or unlink does not follow a link in the last component, so only folders matter.
+        """
+        parent, _, name = key.rpartition("/")
+        if name in {"", ".", ".."}:
+            raise StoreError(f"key {key!r} leaves the store directory")
+        folder = self._folders.get(parent)
+        if folder is None:
+            folder = self._folders[parent] = self._path(parent) if parent else self.root.resolve()
+        return folder / name
+
+    def _folder_for(self, target: Path) -> None:
+        if target.parent not in self._made:
+            private_dir(target.parent)
+            self._made.add(target.parent)
 
     def check(self) -> None:
         """Usable as a store: a directory, or a path where one can be made (it is made on the first put)."""
@@ -258,8 +279,8 @@ class DirStore:
         self, key: str, path: Path, content_type: str, cache_control: str, public: bool = False
     ) -> None:
         """Store a local file under `key` by moving it (a rename, atomic, no copy); it is gone from `path`."""
-        target = self._path(key)
-        private_dir(target.parent)
+        target = self._target(key)
+        self._folder_for(target)
         try:
             os.replace(path, target)
         except OSError as exc:
@@ -283,7 +304,7 @@ class DirStore:
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            self._target(key).unlink(missing_ok=True)
 
     def stable_url(self, key: str) -> str | None:
         return self._path(key).as_uri()

@@ -6,6 +6,7 @@ staging directory, and the upload reads it from there.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def upload_staged(store: ObjectStore, keys: list[str], staging: Path) -> int:
     """
     sent = 0
     for key in keys:
-        if not (staging / key).exists():
+        source = staging / key
+        if not os.path.exists(source):
             continue
-        store.put_file(key, staging / key, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
+        store.put_file(key, source, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
         sent += 1
     return sent
 
