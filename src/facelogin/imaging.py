@@ -118,7 +118,7 @@ def decode_photo(
 
 
 def _decode(fh: BinaryIO, max_side: int | None, max_height: int | None, max_pixels: int) -> Image.Image:
-    draft = max(max_side or 0, max_height or 0)
+    draft = bool(max_side or max_height)
     try:
         fmt = _format_of(fh.read(16))
         fh.seek(0)
@@ -128,7 +128,7 @@ def _decode(fh: BinaryIO, max_side: int | None, max_height: int | None, max_pixe
                 limit = _TOO_LARGE if max_pixels == MAX_PIXELS else f"limit {max_pixels:,} pixels"
                 raise PhotoError(f"image is too large: {width}x{height} pixels, {limit}")
             if draft:
-                im.draft("RGB", (draft, draft))
+                _draft(im, max_side, max_height)
             im.load()
             return _upright_rgb(im, max_side, max_height)
     except PhotoError:
@@ -188,6 +188,20 @@ def _register_heif() -> None:
     except ImportError:
         raise PhotoError("HEIC cannot be decoded here (no pillow-heif): save it as JPEG") from None
     pillow_heif.register_heif_opener()
+
+
+def _draft(im: Image.Image, max_side: int | None, max_height: int | None) -> None:
+    """Let a JPEG decode at the smallest DCT scale (1/2, 1/4, 1/8) still at least the final size.
+
+    Asked for the final size itself, with its aspect ratio: a 4032x3024 phone photo bound for
+    800 px decodes at 1/4 (1008x756), where a square 800x800 request allowed only 1/2.
+    """
+    turned = _orientation(im) in (5, 6, 7, 8)
+    width, height = im.size
+    shown = (height, width) if turned else (width, height)
+    target = fit(shown, max_side, max_height)
+    if target != shown:
+        im.draft("RGB", (target[1], target[0]) if turned else target)
 
 
 def _upright_rgb(im: Image.Image, max_side: int | None, max_height: int | None) -> Image.Image:

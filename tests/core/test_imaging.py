@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -412,3 +413,33 @@ def test_a_photo_that_cannot_be_read_is_a_read_failure_not_a_verdict(
     path.chmod(0)
     with unprivileged(), pytest.raises(PhotoError, match=r"^cannot be read \(Permission denied\)$"):
         open_photo(path)
+
+
+@pytest.mark.parametrize(
+    ("orientation", "max_side", "max_height", "decoded"),
+    [
+        (1, 800, None, (1008, 756)),  # a phone photo bound for 800 px: 1/4, not the 1/2 a square asked for
+        (6, None, 480, (504, 378)),  # a sideways camera frame bound for 480 px high (as shown): 1/8
+        (1, 2000, None, (2016, 1512)),  # 1/4 would be smaller than 2000 px: 1/2
+        (1, None, None, (4032, 3024)),  # no limit: full size
+    ],
+)
+def test_a_jpeg_decodes_at_the_smallest_scale_still_as_large_as_the_result(
+    tmp_path: Path, orientation: int, max_side: int | None, max_height: int | None, decoded: tuple[int, int]
+) -> None:
+    from facelogin.imaging import _draft, fit
+
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    path = save(Image.radial_gradient("L").convert("RGB").resize((4032, 3024)), tmp_path / "p.jpg", exif=exif)
+    with Image.open(path) as im:
+        if max_side or max_height:
+            _draft(im, max_side, max_height)
+        assert im.size == decoded
+    shown = (3024, 4032) if orientation == 6 else (4032, 3024)
+    photo = open_photo(path, max_side, max_height)
+    assert photo.size == fit(shown, max_side, max_height)
+    full = open_photo(path)  # upright, full size: the same picture, to within rounding
+    reference = full.resize(photo.size, Image.Resampling.LANCZOS)
+    difference = np.abs(np.asarray(photo, dtype=np.int16) - np.asarray(reference, dtype=np.int16))
+    assert difference.mean() < 3
