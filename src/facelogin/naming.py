@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import unicodedata
-from pathlib import PurePosixPath
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"})
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
@@ -24,14 +23,20 @@ SUPPORTED = "JPEG, PNG, WebP and HEIC"
 MAX_NAME_LENGTH = 128
 
 
+def suffix_of(name: str) -> str:
+    """The lower-case suffix of a file name, as `PurePosixPath(name).suffix.lower()` gives it, faster."""
+    i = name.rfind(".")
+    return name[i:].lower() if 0 < i < len(name) - 1 else ""
+
+
 def is_photo_name(name: str) -> bool:
     """True for a visible file with a photo suffix (case-insensitive)."""
-    return not name.startswith(".") and PurePosixPath(name).suffix.lower() in PHOTO_SUFFIXES
+    return not name.startswith(".") and suffix_of(name) in PHOTO_SUFFIXES
 
 
 def format_problem(name: str) -> str | None:
     """Why a file called `name` is not a photo facelogin syncs, or None when its suffix is one it does."""
-    suffix = PurePosixPath(name).suffix.lower()
+    suffix = suffix_of(name)
     if suffix in PHOTO_SUFFIXES:
         return None
     if suffix in UNSUPPORTED_FORMATS:
@@ -50,7 +55,8 @@ def name_problem(name: str, what: str = "username") -> str | None:
         return f"{what} {name!r} is a relative path"
     if "/" in name or "\\" in name:
         return f"{what} {name!r} contains a path separator"
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in name):
+    plain = name.isascii() and name.isprintable()  # the usual case, without a look at each character
+    if not plain and any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in name):
         return f"{what} {name!r} contains control characters"
     if name != name.strip():
         return f"{what} {name!r} starts or ends with white space"
@@ -68,7 +74,7 @@ def thumb_name(filename: str) -> str:
     Distinct names give distinct thumbnails (`face.jpg` and `face.png` no longer share one);
     the only clash left is a real `face.png.jpg` beside `face.png`, which the plan refuses.
     """
-    return filename if PurePosixPath(filename).suffix.lower() in JPEG_SUFFIXES else f"{filename}.jpg"
+    return filename if suffix_of(filename) in JPEG_SUFFIXES else f"{filename}.jpg"
 
 
 def thumb_key(prefix: str, size: int, username: str, filename: str) -> str:

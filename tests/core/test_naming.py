@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pytest
 
-from facelogin.naming import format_problem, is_photo_name, join_key, name_problem, thumb_key
+from facelogin.naming import format_problem, is_photo_name, join_key, name_problem, suffix_of, thumb_key
 
 
 @pytest.mark.parametrize(
@@ -99,3 +101,33 @@ def test_photos_of_one_folder_get_distinct_thumbnail_keys_but_one_pair() -> None
 
 def test_join_key_drops_empty_parts() -> None:
     assert join_key("", "encodings/", "latest.json") == "encodings/latest.json"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a.jpg",
+        "A.JPG",
+        "a.",
+        ".a",
+        "..a",
+        "a..",
+        "a.b.c",
+        "noext",
+        ".",
+        "..",
+        "a.tar.GZ",
+        " .png",
+        "é.HEIC",
+        "x.j pg",
+    ],
+)
+def test_suffix_of_agrees_with_pathlib(name: str) -> None:
+    assert suffix_of(name) == PurePosixPath(name).suffix.lower()
+
+
+@pytest.mark.parametrize(
+    "name", ["tab\there", "zero\u200bwidth", "line\u2028sep", "bell\x07", "del\x7f", "bidi\u202eexe.jpg"]
+)
+def test_control_and_format_characters_are_refused(name: str) -> None:
+    assert "control characters" in (name_problem(name) or "")

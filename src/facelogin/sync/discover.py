@@ -82,9 +82,19 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _inside(path: Path, root: Path) -> bool:
+def _inside(path: Path | os.DirEntry[str], root: Path) -> bool:
     """Whether `path`, links followed as far as they go, stays under `root`."""
     return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The visible entries of `folder`, sorted by name (OSError when it cannot be listed).
+
+    Only links need resolving to know they stay under the root: a plain entry of a folder that
+    is under the root is under it too. At 10,000 photos that spares some 70,000 lstat calls.
+    """
+    with os.scandir(folder) as it:
+        return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
 
 
 def _why(exc: OSError, path: Path) -> str:
@@ -118,17 +128,17 @@ def discover_photos(root: Path, known: dict[str, list[Any]] | None = None) -> Di
     real_root = root.resolve()
     found = Discovery()
     known = known or {}
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith("."):
-            continue
-        if not _inside(entry, real_root):
-            found.rejected.append(Rejection(str(entry), "symbolic link leaves the images root"))
-            continue
-        if entry.is_symlink() and os.path.realpath(entry) == str(real_root):
-            found.rejected.append(Rejection(str(entry), "symbolic link to the images root itself"))
-            continue
+    for item in _entries(root):
+        entry = Path(item.path)
+        if item.is_symlink():
+            if not _inside(item, real_root):
+                found.rejected.append(Rejection(item.path, "symbolic link leaves the images root"))
+                continue
+            if os.path.realpath(item) == str(real_root):
+                found.rejected.append(Rejection(item.path, "symbolic link to the images root itself"))
+                continue
         try:
-            kind = file_kind(entry.stat().st_mode)
+            kind = file_kind(item.stat().st_mode)
         except OSError as exc:
             _reject_unreadable_user(found, entry, exc)
             continue
@@ -166,47 +176,44 @@ def _user_photos(folder: Path, real_root: Path, found: Discovery, known: dict[st
     """The photos of one user folder; OSError when the folder itself cannot be listed."""
     user = folder.name
     photos = []
-    entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    for path in entries:
-        if path.name.startswith("."):
-            continue
-        if not _inside(path, real_root):
-            found.rejected.append(Rejection(str(path), "symbolic link leaves the images root"))
+    for item in _entries(folder):
+        if item.is_symlink() and not _inside(item, real_root):
+            found.rejected.append(Rejection(item.path, "symbolic link leaves the images root"))
             continue
         try:
-            st = path.stat()
+            st = item.stat()
         except OSError as exc:
-            _reject_unreadable_photo(found, path, user, exc)
+            _reject_unreadable_photo(found, Path(item.path), user, exc)
             continue
         kind = file_kind(st.st_mode)
         if kind == "folder":
-            _reject_sub_folder(path, user, found)
+            _reject_sub_folder(Path(item.path), user, found)
             continue
         if kind is not None:
-            found.rejected.append(Rejection(str(path), f"not a regular file ({kind}): not read"))
+            found.rejected.append(Rejection(item.path, f"not a regular file ({kind}): not read"))
             continue
-        if problem := format_problem(path.name) or name_problem(path.name, "file name"):
-            found.rejected.append(Rejection(str(path), problem))
+        if problem := format_problem(item.name) or name_problem(item.name, "file name"):
+            found.rejected.append(Rejection(item.path, problem))
             continue
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-        cached = known.get(os.fspath(path))
+        cached = known.get(item.path)
         if cached is not None and cached[:4] == stamp:
-            found.hashes[os.fspath(path)] = cached
-            photos.append(Photo(user, path.name, os.fspath(path), str(cached[4]), st.st_size))
+            found.hashes[item.path] = cached
+            photos.append(Photo(user, item.name, item.path, str(cached[4]), st.st_size))
             continue
         try:
-            digest, size = hash_file(path)
+            digest, size = hash_file(Path(item.path))
             progress.advance(progress.HASHED, 1)
             found.hashed += 1
             found.bytes_read += size
-            found.hashes[os.fspath(path)] = [*stamp, digest]
+            found.hashes[item.path] = [*stamp, digest]
         except PhotoError as exc:  # swapped for a pipe or device since it was listed
-            found.rejected.append(Rejection(str(path), str(exc)))
+            found.rejected.append(Rejection(item.path, str(exc)))
             continue
         except OSError as exc:
-            _reject_unreadable_photo(found, path, user, exc)
+            _reject_unreadable_photo(found, Path(item.path), user, exc)
             continue
-        photos.append(Photo(user, path.name, os.fspath(path), digest, size))
+        photos.append(Photo(user, item.name, item.path, digest, size))
     return photos
 
 
