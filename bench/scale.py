@@ -65,6 +65,7 @@ def build(faces: Path, root: Path, photos: int) -> None:
 
 
 def env_for(home: Path) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)  # as a user's HOME is: Prefect makes only PREFECT_HOME in it
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "AWS_", "PREFECT_"))}
     return keep | {"HOME": str(home), "PREFECT_HOME": str(home / "prefect"),
                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip

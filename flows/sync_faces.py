@@ -6,6 +6,7 @@ merging of results lives in facelogin.sync.outcome, the refusals in facelogin.sy
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from facelogin.adapters.connect import catalog_server
 from facelogin.faces import model_info
-from facelogin.settings import Settings, load_settings
+from facelogin.settings import TEMPORARY_API_ENV, Settings, load_settings
 from facelogin.sync.guard import check_images_root, check_remote, check_removals
 from facelogin.sync.identity import check_identities
-from facelogin.sync.outcome import RunResults, SyncError, summarize
+from facelogin.sync.outcome import RunResults, Summary, SyncError, summarize
 from facelogin.sync.plan import plan_for
 from facelogin.sync.preview import preview
 from facelogin.sync.transfer import clear_staging, discard_staged
@@ -30,8 +32,8 @@ from tasks.blocks import settings_from_blocks
 from tasks.bundle import publish_bundle
 from tasks.catalog import (
     check_catalog,
+    load_catalog,
     load_encodings,
-    load_photos,
     remove_users,
     save_encodings,
     upsert_users,
@@ -47,7 +49,16 @@ from tasks.upload import check_store, delete_objects, upload_all
 
 def sync_run_name() -> str:
     """`nightly-sync-2026-11-27-0200`, `sync-now-2026-11-26-1432`, or `local-...` outside a deployment."""
-    return f"{deployment.name or 'local'}-{flow_run.scheduled_start_time:%Y-%m-%d-%H%M}"
+    name = deployment.name if _in_deployment() else None
+    return f"{name or 'local'}-{flow_run.scheduled_start_time:%Y-%m-%d-%H%M}"
+
+
+def _in_deployment() -> bool:
+    """Whether this run is a deployment's, from the run in context (`prefect.runtime.deployment.id`
+    reads the flow run from the API again when it is not: a request per call for a local run)."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    return run is not None and run.deployment_id is not None
 
 
 @flow(name="sync_faces", flow_run_name=sync_run_name, task_runner=ThreadPoolTaskRunner(max_workers=16))  # type: ignore[arg-type]
@@ -57,7 +68,7 @@ def sync_faces(
     dry_run: bool = False,
     allow_removals: int = 0,
     prune: bool = False,
-) -> dict[str, Any]:
+) -> Summary:
     """Sync every user folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle.
 
     `dry_run` only says what would be done. A run that would remove more than one user and more
@@ -69,18 +80,18 @@ def sync_faces(
         logger.warning(message)
     check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
     local = check_remote(settings.embedded_store, settings.embedded_catalog, settings.require_remote,
-                         deployment.id is not None, settings.where())  # fmt: skip
+                         _in_deployment(), settings.where())  # fmt: skip
     for message in local:
         logger.warning(message)
     if dry_run:
         with catalog_server(settings) as settings:
-            return _preview(settings, full)
+            return Summary(_preview(settings, full))
 
     def waiting(pid: int | None) -> None:
         logger.warning("another sync (pid %s) is running with %s: waiting for it", pid, settings.state_dir)
 
     with sync_lock(settings.state_dir, on_wait=waiting), catalog_server(settings) as settings:
-        return _sync(settings, full, allow_removals, prune, local)
+        return Summary(_sync(settings, full, allow_removals, prune, local))
 
 
 def _sync(
@@ -96,7 +107,8 @@ def _sync(
         check_catalog(settings)
         clear_staging(settings.staging_dir)
         found = discover_photos(str(settings.images), str(settings.stat_cache))
-        recorded = load_photos(settings)
+        catalog = load_catalog(settings)
+        recorded = catalog.photos
         plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
         check_removals(len(recorded), plan.removed_users, allow_removals, prune, settings.max_removal_share)
         run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
@@ -111,6 +123,8 @@ def _sync(
         new = run.add_encodings(encode_photos(settings, run.to_encode(cached)))
         if new:
             save_encodings(settings, bulk(new), model)
+
+    with stage("identity"):
         if plan.todo:  # one person per user, one user per person: checked whenever photos changed
             known = cached | load_encodings(settings, bulk(run.identity_shas(cached)))
             run.add_identity(check_identities(run.identity_candidates(known)))
@@ -126,7 +140,7 @@ def _sync(
 
     with stage("upsert"):
         outcome = run.outcome(found.users, recorded)
-        upserted = upsert_users(settings, bulk(outcome))
+        upserted = upsert_users(settings, bulk(outcome), bulk(catalog.digests))
         stale = outcome.stale_keys(recorded)
         deleted = delete_objects(settings, bulk(stale)) if stale else 0
         changed = plan.todo or plan.removed_users or stale or run.identity
@@ -149,7 +163,8 @@ def _sync(
         summary["encoded"], summary["unchanged"], len(summary["rejected"]), summary["uploaded"], upserted,
         bundle["version"],
     )  # fmt: skip
-    publish_report(bulk(summary))
+    if not os.environ.get(TEMPORARY_API_ENV):  # a temporary API's artifacts go when the command ends
+        publish_report(bulk(summary))
     if run.errors:
         listed = "; ".join(f"{e['file']}: {e['error']}" for e in run.errors[:5])
         raise SyncError(f"{len(run.errors)} photo(s) could not be synced: {listed}", summary)
@@ -161,7 +176,7 @@ def _preview(settings: Settings, full: bool) -> dict[str, Any]:
     check_store(settings)
     check_catalog(settings)
     found = discover_photos(str(settings.images))
-    recorded = load_photos(settings, prepare=False)
+    recorded = load_catalog(settings, prepare=False).photos
     plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
     cached = load_encodings(settings, sorted({p.sha256 for p in plan.todo})) if plan.todo and not full else {}
     would = preview(found, recorded, plan, settings.thumb_sizes, settings.thumbs_prefix, set(cached))

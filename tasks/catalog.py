@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 
 from facelogin.adapters import connect
+from facelogin.adapters.catalog import RecordedUsers
 from facelogin.adapters.connect import open_catalog, open_store
 from facelogin.settings import Settings
 from facelogin.sync.outcome import Outcome
@@ -20,12 +19,13 @@ def check_catalog(settings: Settings) -> str:
 
 
 @task(task_run_name="load-catalog", **MONGO_RETRIES)
-def load_photos(settings: Settings, prepare: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
-    """Read every user's recorded photos (content hash, status, thumbnail keys); `prepare` makes indexes."""
+def load_catalog(settings: Settings, prepare: bool = True) -> RecordedUsers:
+    """Read every user's recorded photos (content hash, status, thumbnail keys) and document digest;
+    `prepare` makes indexes."""
     catalog = open_catalog(settings)
     if prepare:
         catalog.ensure_indexes()
-    return catalog.load_photos()
+    return catalog.load_users()
 
 
 @task(task_run_name="load-encodings", **MONGO_RETRIES)
@@ -41,10 +41,11 @@ def save_encodings(settings: Settings, encodings: dict[str, list[float]], model:
 
 
 @task(task_run_name="upsert-users", **MONGO_RETRIES)
-def upsert_users(settings: Settings, outcome: Outcome) -> int:
-    """Upsert one document per user (profile image, photos and their status) in one bulk write."""
+def upsert_users(settings: Settings, outcome: Outcome, digests: dict[str, str | None] | None = None) -> int:
+    """Upsert one document per user (profile image, photos and their status) in one bulk write;
+    a user whose document digest is in `digests` (as read at the start of the run) is not written."""
     docs = outcome.documents(settings.profile_photos, open_store(settings).stable_url)
-    return open_catalog(settings).upsert_users(docs)
+    return open_catalog(settings).upsert_users(docs, stored=digests)
 
 
 @task(task_run_name="remove-users", **MONGO_RETRIES)

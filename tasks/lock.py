@@ -3,8 +3,9 @@
 Two layers, because a sync can be killed at any moment (SIGKILL, power cut) and must never
 block the next one:
 
-- an flock on the state directory: runs on one machine exclude each other, and the kernel
-  releases the lock the moment its holder dies, however it dies;
+- an flock on the state directory (facelogin.sync.lock): runs on one machine exclude each other,
+  and the kernel releases the lock the moment its holder dies, however it dies. `facelogin sync`
+  takes it before the flow it runs in its own process does (the lock is re-entrant there);
 - a Prefect global concurrency limit of one slot (`facelogin-sync`) when the run talks to a
   shared Prefect server: a deployment's own limit only counts runs of that deployment, so a
   nightly and a manual run on different machines could still overlap. The slot is leased: a
@@ -17,22 +18,18 @@ otherwise stay taken forever.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from facelogin.files import open_private
 from facelogin.settings import TEMPORARY_API_ENV
+from facelogin.sync.lock import SyncBusy, state_lock
+
+__all__ = ["SYNC_LIMIT", "SyncBusy", "ensure_sync_limit", "state_lock", "sync_lock"]
 
 SYNC_LIMIT = "facelogin-sync"
 LEASE_SECONDS = 60.0
-
-
-class SyncBusy(RuntimeError):
-    """Another sync holds the lock and did not finish within the time this run was willing to wait."""
 
 
 def ensure_sync_limit(name: str = SYNC_LIMIT) -> bool:
@@ -52,42 +49,6 @@ def ensure_sync_limit(name: str = SYNC_LIMIT) -> bool:
         except ObjectAlreadyExists:  # another run created it in between
             return False
         return True
-
-
-@contextmanager
-def state_lock(
-    state_dir: Path, timeout: float | None = None, on_wait: Callable[[int | None], None] | None = None
-) -> Iterator[None]:
-    """Hold the state directory's flock for the body; wait for another holder (up to `timeout`)."""
-    fd = open_private(state_dir / "sync.lock", os.O_RDWR | os.O_CREAT)
-    try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not told and on_wait is not None:
-                    on_wait(_holder(fd))
-                    told = True
-                if deadline is not None and time.monotonic() > deadline:
-                    raise SyncBusy(
-                        f"another sync (pid {_holder(fd)}) is still running in {state_dir}; try again later"
-                    ) from None
-                time.sleep(0.5)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
-
-
-def _holder(fd: int) -> int | None:
-    try:
-        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
-    except ValueError:
-        return None
 
 
 @contextmanager

@@ -3,12 +3,14 @@ a borrower."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from facelogin.adapters.embedded import SERVER_FILE, EmbeddedServerError, embedded_mongo
 
@@ -55,9 +57,21 @@ def test_the_holder_waits_for_a_borrower_before_stopping_the_server(tmp_path: Pa
 
 def test_a_server_that_is_not_shared_is_refused_naming_its_holder(tmp_path: Path) -> None:
     data = tmp_path / "mongo"
-    refused = pytest.raises(EmbeddedServerError, match=r"another facelogin process \(pid \d+\) is using")
-    with embedded_mongo(data), refused, embedded_mongo(data):
-        pass
+    errors: list[BaseException] = []
+
+    def other() -> None:  # another thread asks as another process would
+        try:
+            with embedded_mongo(data):
+                pass
+        except EmbeddedServerError as exc:
+            errors.append(exc)
+
+    with embedded_mongo(data):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1
+    assert re.search(r"another facelogin process \(pid \d+\) is using", str(errors[0]))
 
 
 def test_a_waiting_holder_starts_once_the_other_is_done(tmp_path: Path) -> None:
@@ -77,3 +91,14 @@ def test_a_waiting_holder_starts_once_the_other_is_done(tmp_path: Path) -> None:
         assert told == ["waiting"] and not done.is_set()
     thread.join(30)
     assert told == ["waiting", True]
+
+
+def test_a_nested_block_in_the_same_thread_uses_the_running_server(tmp_path: Path) -> None:
+    """`facelogin sync` starts the server while Prefect starts; the flow it runs finds it there."""
+    data = tmp_path / "mongo"
+    with embedded_mongo(data) as outer:
+        with embedded_mongo(data) as inner:  # not refused as "another process is using it"
+            assert inner == outer
+        assert ping(outer)  # the inner block did not stop it
+    with pytest.raises(PyMongoError):  # the outer block stopped it
+        ping(outer)

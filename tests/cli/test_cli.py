@@ -48,7 +48,8 @@ def test_sync_on_embedded_defaults_from_the_cli(
     summary = json.loads(first.stdout)
     assert (summary["users"], summary["photos"], summary["encoded"], summary["uploaded"]) == (6, 12, 12, 24)
     assert summary["rejected"] == []
-    assert set(summary["seconds"]) == {"discover", "train", "thumbnails", "upload", "upsert", "publish"}
+    stages = {"discover", "train", "identity", "thumbnails", "upload", "upsert", "publish"}
+    assert set(summary["seconds"]) == stages
 
     state = tmp_path / "home" / ".facelogin"  # the default state directory
     assert len(list((state / "objects" / "thumbs" / "256").glob("*/*.jpg"))) == 12

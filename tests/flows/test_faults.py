@@ -111,7 +111,7 @@ def test_a_mongodb_killed_during_the_upsert_and_restarted_loses_nothing(
     restarted: list[NxServer] = []
     killed: list[int] = []
 
-    def kill_then_upsert(settings: Any, outcome: Any) -> int:
+    def kill_then_upsert(settings: Any, outcome: Any, digests: Any = None) -> int:
         """The first upsert meets a dead server; it comes back (same data, same address) 2 s later."""
         if not killed:
             killed.append(first.pid)
@@ -124,7 +124,7 @@ def test_a_mongodb_killed_during_the_upsert_and_restarted_loses_nothing(
                 proxy.upstream_port = restarted[0].port
 
             threading.Timer(2.0, restart).start()
-        return upsert(settings, outcome)
+        return upsert(settings, outcome, digests)
 
     monkeypatch.setattr(tasks.catalog.upsert_users, "fn", kill_then_upsert)
     try:

@@ -284,3 +284,27 @@ def test_a_nightly_run_with_nothing_new_reads_writes_and_publishes_nothing(
     obama = users.find_one({"username": "Obama"})
     record = next(p for p in obama["photos"] if p["filename"] == "obama_02.jpg")
     assert record["sha256"] == hashlib.sha256(bytes(data)).hexdigest()
+
+
+def test_the_report_artifacts_are_kept_only_where_the_api_outlives_the_run(
+    images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the temporary API of `facelogin sync` nobody could read them: no artifacts are made."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from facelogin.settings import TEMPORARY_API_ENV
+    from tasks.report import REPORT_KEY, SUMMARY_KEY
+
+    def artifact_keys(state: Any) -> set[str]:
+        run_id = state.state_details.flow_run_id
+        with get_client(sync_client=True) as client:
+            found = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+        return {a.key for a in found if a.key}
+
+    assert artifact_keys(sync_faces(images=str(images), return_state=True)) == {REPORT_KEY, SUMMARY_KEY}
+    monkeypatch.setenv(TEMPORARY_API_ENV, "1")
+    state = sync_faces(images=str(images), return_state=True)
+    assert state.is_completed() and artifact_keys(state) == set()

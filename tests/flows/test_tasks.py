@@ -18,7 +18,7 @@ from facelogin.settings import Settings
 from facelogin.sync.outcome import RunResults
 from facelogin.sync.plan import plan_sync
 from tasks.bundle import publish_bundle
-from tasks.catalog import load_encodings, load_photos, remove_users, save_encodings, upsert_users
+from tasks.catalog import load_catalog, load_encodings, remove_users, save_encodings, upsert_users
 from tasks.discover import discover_photos
 from tasks.encode import encode_faces
 from tasks.thumbnail import make_thumbnails
@@ -97,13 +97,16 @@ def test_catalog_tasks_round_trip(settings: Settings, images: Path, sync_env: di
         p.sha256 for p in found.photos
     }
     assert upsert_users.fn(settings, outcome) == 6
-    recorded = load_photos.fn(settings)
+    loaded = load_catalog.fn(settings)
+    recorded = loaded.photos
+    assert upsert_users.fn(settings, outcome, loaded.digests) == 0  # unchanged: no write
+    assert upsert_users.fn(settings, outcome, {}) == 6  # digests not known: written again
     assert set(recorded) == set(found.users) and set(recorded["Obama"]) == {"obama_01.jpg", "obama_02.jpg",
                                                                            "obama_03.jpg"}  # fmt: skip
 
     keep = [p.sha256 for p in found.users["Biden"]]
     assert remove_users.fn(settings, ["Obama"], keep) == 1
-    assert set(load_photos.fn(settings)) == set(found.users) - {"Obama"}
+    assert set(load_catalog.fn(settings).photos) == set(found.users) - {"Obama"}
     assert set(load_encodings.fn(settings, [p.sha256 for p in found.photos])) == set(keep)
     with MongoClient(sync_env["FACELOGIN_MONGODB_URI"]) as mongo:
         doc: Any = mongo[sync_env["FACELOGIN_DATABASE"]]["users"].find_one({"username": "Biden"})

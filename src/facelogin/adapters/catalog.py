@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,19 @@ _UNREACHABLE = (
     "name does not resolve",
     "getaddrinfo failed",
 )
+
+
+# Documents per reply when reading whole collections: fewer round trips than the driver's default.
+_BATCH = 5000
+
+
+@dataclass
+class RecordedUsers:
+    """What the catalog holds for each user: photo records (username -> filename -> record) and
+    the digest of the stored document (None for one written before digests)."""
+
+    photos: dict[str, dict[str, dict[str, Any]]]
+    digests: dict[str, str | None]
 
 
 class CatalogError(RuntimeError):
@@ -80,10 +94,20 @@ class Catalog:
 
     def load_photos(self) -> dict[str, dict[str, dict[str, Any]]]:
         """What the last runs recorded: username -> filename -> photo record."""
-        state: dict[str, dict[str, dict[str, Any]]] = {}
-        for doc in self.users.find({}, {"_id": 0, "username": 1, "photos": 1}):
-            state[doc["username"]] = {p["filename"]: p for p in doc.get("photos") or []}
-        return state
+        return self.load_users().photos
+
+    def load_users(self) -> RecordedUsers:
+        """Every user's photo records and document digest, in one read of the collection.
+
+        The digests let `upsert_users` skip unchanged documents without reading them again: the
+        server's cost is per document read (~0.35 s per 5,000 users with nx-27017).
+        """
+        recorded = RecordedUsers({}, {})
+        fields = {"_id": 0, "username": 1, "photos": 1, "digest": 1}
+        for doc in self.users.find({}, fields, batch_size=_BATCH):
+            recorded.photos[doc["username"]] = {p["filename"]: p for p in doc.get("photos") or []}
+            recorded.digests[doc["username"]] = doc.get("digest")
+        return recorded
 
     def load_encodings(self, shas: Iterable[str]) -> dict[str, list[float]]:
         wanted = sorted(set(shas))
@@ -103,22 +127,30 @@ class Catalog:
         self.faces.bulk_write(ops, ordered=False)
         return len(ops)
 
-    def upsert_users(self, docs: list[dict[str, Any]], now: datetime | None = None) -> int:
+    def upsert_users(
+        self,
+        docs: list[dict[str, Any]],
+        now: datetime | None = None,
+        stored: dict[str, str | None] | None = None,
+    ) -> int:
         """Write the documents that changed, in one bulk request; returns how many were written.
 
         Each document is stored with the digest of its content, so an unchanged user costs one
-        read and no write (a nightly run with nothing new writes nothing). Re-running never
-        duplicates: the upsert is keyed on the unique username.
+        read and no write (a nightly run with nothing new writes nothing). `stored` are the
+        digests as `load_users` read them under the same sync lock; without them they are read
+        here. Re-running never duplicates: the upsert is keyed on the unique username.
         """
         if not docs:
             return 0
         digests = {doc["username"]: document_digest(doc) for doc in docs}
-        stored = {
-            d["username"]: d.get("digest")
-            for d in self.users.find(
-                {"username": {"$in": sorted(digests)}}, {"_id": 0, "username": 1, "digest": 1}
-            )
-        }
+        if stored is None:
+            stored = {
+                d["username"]: d.get("digest")
+                for d in self.users.find(
+                    {"username": {"$in": sorted(digests)}}, {"_id": 0, "username": 1, "digest": 1},
+                    batch_size=_BATCH,
+                )
+            }  # fmt: skip
         now = now or datetime.now(UTC)
         ops = [
             UpdateOne(

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -139,10 +140,33 @@ def embedded_mongo(
     instead of being refused, and the holder waits for them to finish before stopping it. Without
     `wait`, a busy database that is not shared is refused (after a few seconds, in case its holder
     is just stopping it); with it, `wait()` is called once and the lock is waited for.
+
+    Within one thread it is re-entrant: an inner block uses the outer one's server (`facelogin
+    sync` starts it while the temporary Prefect API starts, and the flow it runs finds it there).
     """
+    private_dir(data_dir)
+    key = os.path.realpath(data_dir)
+    in_use = _in_use.__dict__
+    if key in in_use:  # this thread has it already (`facelogin sync` and the flow it runs)
+        yield in_use[key]
+        return
+    with _holding(data_dir, share, wait) as uri:
+        in_use[key] = uri
+        try:
+            yield uri
+        finally:
+            del in_use[key]
+
+
+# data directory (real path) -> URI of the server this thread started or borrowed for it. Per
+# thread: another thread of the process (a web request) borrows like another process would.
+_in_use = threading.local()
+
+
+@contextmanager
+def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> Iterator[str]:
     import fcntl
 
-    private_dir(data_dir)
     with os.fdopen(open_private(data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
         deadline = time.monotonic() + 5.0
         while True:

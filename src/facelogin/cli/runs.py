@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import socket
@@ -70,40 +71,55 @@ def run_sync(parameters: dict[str, Any]) -> SyncRun:
     Relative paths in `parameters` must already be absolute: the flow runs in the project directory.
     Raises what the flow raised.
     """
-    from prefect.flows import load_flow_from_entrypoint
-
     with contextlib.chdir(project_dir()):
-        sync_faces: Any = load_flow_from_entrypoint(ENTRYPOINT, use_placeholder_flow=False)
-        state = sync_faces(**parameters, return_state=True)
+        state = load_sync_flow()(**parameters, return_state=True)
     url = None
     run_id = state.state_details.flow_run_id
     if run_id is not None and not os.environ.get(TEMPORARY_API_ENV):
         from prefect.utilities.urls import url_for
 
         url = url_for("flow-run", obj_id=run_id)
-    summary: dict[str, Any] = state.result()
+    summary = dict(state.result())  # the flow returns a read-only Summary mapping
     return SyncRun(summary, url)
 
 
+@functools.cache
+def load_sync_flow() -> Any:
+    """The sync flow, loaded from its entrypoint in the project (once per process).
+
+    Its imports take a while: `facelogin sync` loads it while the temporary Prefect API starts.
+    """
+    from prefect.flows import load_flow_from_entrypoint
+
+    with contextlib.chdir(project_dir()):
+        return load_flow_from_entrypoint(ENTRYPOINT, use_placeholder_flow=False)
+
+
 @contextmanager
-def local_prefect_api() -> Iterator[str | None]:
+def local_prefect_api(meanwhile: Callable[[], object] | None = None) -> Iterator[str | None]:
     """Use the configured Prefect API, or start a temporary local one for this run.
 
     Prefect's own ephemeral mode starts a separate temporary server in every process, so
     each encoding worker process would start its own; one server whose URL the workers
     inherit keeps them all on the same API, and the run visible in one place.
+
+    `meanwhile()` is called while a temporary server starts (seconds of its own start-up, on
+    another core), or first thing with a configured API. It runs in this thread, so that the
+    processes it starts are stopped with this one (see facelogin.processes.child_guard).
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
     if configured:
+        if meanwhile is not None:
+            meanwhile()
         yield configured
         return
     server = TemporaryServer()
     # The flow's lock knows that no one else shares this API: see tasks/lock.py.
     os.environ[TEMPORARY_API_ENV] = "1"
     try:
-        server.start()
+        server.start(meanwhile)
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             try:
                 yield server.api_url
@@ -137,7 +153,8 @@ class TemporaryServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def start(self) -> None:
+    def start(self, meanwhile: Callable[[], object] | None = None) -> None:
+        """Start the server and wait until it answers; `meanwhile()` is called while it starts."""
         from prefect.settings import PREFECT_HOME
 
         home = PREFECT_HOME.value()
@@ -146,11 +163,16 @@ class TemporaryServer:
         # database ("duplicate column name"): one start at a time per PREFECT_HOME, until healthy.
         with open(home / "facelogin-server-start.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._start(home)
+            self._launch(home)
+            try:
+                if meanwhile is not None:
+                    meanwhile()
+                self._wait()
+            except BaseException:
+                self.stop()
+                raise
 
-    def _start(self, home: Path) -> None:
-        import httpx
-
+    def _launch(self, home: Path) -> None:
         self.port = _free_port()
         # The database the lock above guards; nobody to report analytics to.
         env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -162,6 +184,11 @@ class TemporaryServer:
             command, env=env, stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT,
             preexec_fn=child_guard(),
         )  # fmt: skip
+
+    def _wait(self) -> None:
+        import httpx
+
+        assert self.process is not None and self.output is not None
         deadline = time.monotonic() + self.timeout
         with httpx.Client(timeout=2) as client:
             while time.monotonic() < deadline:

@@ -6,8 +6,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -136,7 +136,11 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
         # The flow runs in the project directory: paths given here are relative to where we are.
         if not settings.state_dir.is_absolute():
             os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
-        with runs.local_prefect_api(), progress_bars(progress):
+        with (
+            hold_local_parts(checked, dry_run=bool(parameters.get("dry_run"))) as meanwhile,
+            runs.local_prefect_api(meanwhile=meanwhile),
+            progress_bars(progress),
+        ):
             run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
     except (SyncRefused, runs.BlockError) as exc:
         _fail(str(exc), None, as_json, EXIT_ERROR)
@@ -146,6 +150,35 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
         code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
         _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
     return run
+
+
+@contextmanager
+def hold_local_parts(settings: Any, dry_run: bool) -> Iterator[Callable[[], None]]:
+    """This machine's parts of a run, held by the command for the flow it runs in this process.
+
+    The sync lock is taken first (another sync on this state directory is waited for, and said
+    so). The function it yields starts the embedded database when there is no MongoDB URI, and
+    loads the flow: `facelogin sync` calls it while the temporary Prefect API starts. The flow takes
+    both again, as every run does, and finds them held by its own process (both are re-entrant).
+    A dry run changes nothing and takes no lock.
+    """
+    from facelogin.adapters.connect import catalog_server
+    from facelogin.cli import runs
+    from facelogin.sync.lock import state_lock
+
+    def waiting(pid: int | None) -> None:
+        typer.secho(f"another sync (pid {pid}) is running with {state_dir}: waiting for it", err=True)
+
+    state_dir = settings.state_dir.resolve()  # the flow runs in the project directory
+    with ExitStack() as held:
+        if not dry_run:
+            held.enter_context(state_lock(state_dir, on_wait=waiting))
+
+        def meanwhile() -> None:
+            held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
+            runs.load_sync_flow()
+
+        yield meanwhile
 
 
 def _is_refusal(exc: BaseException) -> bool:

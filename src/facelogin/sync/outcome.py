@@ -8,7 +8,7 @@ inputs and the run summary.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,6 +371,30 @@ class RunResults:
 
     def outcome(self, users: dict[str, list[Photo]], recorded: Recorded) -> Outcome:
         return collect_outcome(users, self.plan, recorded, self.verdicts, self.uploaded, self.identity)
+
+
+class Summary(Mapping[str, Any]):
+    """A run summary as the flow returns it: read like a dict, but not one.
+
+    When a flow run ends, Prefect walks its return value for futures through every dict, list and
+    dataclass: at 10,000 photos (a row per user, one per file left out) that costs ~0.5 s of a
+    nightly run. A Mapping it leaves alone. `dict(summary)` is the plain dict (`--json` output).
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Summary({self._data!r})"
 
 
 def summarize(
