@@ -26,10 +26,14 @@ class EncoderTaskRunner(ThreadPoolTaskRunner):
     start, so they are ready in well under a second. Prefect's ProcessPoolTaskRunner would start
     each worker with the whole Prefect engine first (~3 s on 2 cores, ~150 MB each). Each task
     run is handed the pool as its `processes` parameter.
+
+    Two task runs per worker are under way at a time, and each hands the pool its photos one by
+    one: the pool always has a photo queued, so no worker waits while a task run's start or end
+    is reported to the API, and the last photos spread over every worker.
     """
 
     def __init__(self, workers: int) -> None:
-        super().__init__(max_workers=workers)
+        super().__init__(max_workers=2 * workers)
         self.workers = workers
         self.processes: ProcessPoolExecutor | None = None
 
@@ -95,7 +99,8 @@ def encode_faces(
     """Detect the single face in each photo and compute its 128-d encoding, or say why not."""
     if processes is None:  # a thread, or a Dask worker: encode right here
         return faces.encode_faces(paths, max_side, upsample)
-    return processes.submit(faces.encode_faces, paths, max_side, upsample).result()
+    jobs = [processes.submit(faces.encode_faces, [path], max_side, upsample) for path in paths]
+    return [result for job in jobs for result in job.result()]
 
 
 def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.FaceResult]:
@@ -108,7 +113,9 @@ def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.Fa
         return {}
     runner = encoding_runner(settings)
     with runner:
-        work = batches(photos, settings.encode_workers or os.cpu_count() or 1)
+        # Photo by photo through the local pool, so a task run can carry more of them.
+        most = 16 if isinstance(runner, EncoderTaskRunner) else 8
+        work = batches(photos, settings.encode_workers or os.cpu_count() or 1, most)
         params = {"max_side": settings.detect_max_side, "upsample": settings.upsample}
         futures = [
             runner.submit(encode_faces, {"paths": [p.path for p in b], "label": batch_label(b), **params})

@@ -137,9 +137,9 @@ def _owners(
     return owner
 
 
-def batches(photos: list[Photo], workers: int) -> list[list[Photo]]:
+def batches(photos: list[Photo], workers: int, most: int = 8) -> list[list[Photo]]:
     """Batches small enough to keep every worker busy, large enough to amortise task overhead."""
-    size = max(1, min(8, math.ceil(len(photos) / (workers * 3))))
+    size = max(1, min(most, math.ceil(len(photos) / (workers * 3))))
     return [photos[i : i + size] for i in range(0, len(photos), size)]
 
 
