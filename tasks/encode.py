@@ -100,7 +100,11 @@ def encode_faces(
     if processes is None:  # a thread, or a Dask worker: encode right here
         return faces.encode_faces(paths, max_side, upsample)
     jobs = [processes.submit(faces.encode_faces, [path], max_side, upsample) for path in paths]
-    return [result for job in jobs for result in job.result()]
+    results = []
+    for job in jobs:
+        results += job.result()
+        progress.advance(progress.ENCODED, 1)  # this process: the bar moves photo by photo
+    return results
 
 
 def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.FaceResult]:
@@ -113,18 +117,23 @@ def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.Fa
         return {}
     runner = encoding_runner(settings)
     with runner:
-        # Photo by photo through the local pool, so a task run can carry more of them.
-        most = 16 if isinstance(runner, EncoderTaskRunner) else 8
-        work = batches(photos, settings.encode_workers or os.cpu_count() or 1, most)
+        workers = settings.encode_workers or os.cpu_count() or 1
+        local = isinstance(runner, EncoderTaskRunner)
+        # Through the local pool photos go one by one, whatever the batch: a few large batches
+        # (every task run's API calls take CPU from the encoders on a small machine), all under
+        # way at once. Elsewhere the batch is what a worker gets: small ones spread the work.
+        work = batches(photos, workers, most=64, per_worker=2) if local else batches(photos, workers)
         params = {"max_side": settings.detect_max_side, "upsample": settings.upsample}
         futures = [
             runner.submit(encode_faces, {"paths": [p.path for p in b], "label": batch_label(b), **params})
             for b in work
         ]
         results: dict[str, faces.FaceResult] = {}
+        progress.advance(progress.ENCODED, 0, len(photos))
         for batch, future in zip(work, futures, strict=True):
             value, exc = outcome_of(future)
-            progress.advance(progress.ENCODED, len(batch), len(photos))
+            if not local or exc is not None:  # the local tasks told of each photo themselves
+                progress.advance(progress.ENCODED, len(batch))
             for i, photo in enumerate(batch):
                 failed = faces.FaceResult(faces.REJECTED, reason=f"encoding failed: {exc}")
                 results[photo.sha256] = failed if exc is not None else value[i]

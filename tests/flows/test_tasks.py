@@ -43,13 +43,19 @@ def test_discover_photos(images: Path) -> None:
     assert len(found.users) == 6 and len(found.photos) == 12 and found.rejected == []
 
 
-def test_encode_faces_here_and_in_worker_processes(faces: Path) -> None:
+def test_encode_faces_here_and_in_worker_processes(faces: Path, caplog: pytest.LogCaptureFixture) -> None:
     paths = [str(faces / "images/Obama/obama_01.jpg"), str(faces / "groups/two_people.jpg")]
     here = encode_faces.fn(paths, "x")
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+    with (
+        ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool,
+        caplog.at_level("DEBUG", "facelogin.progress"),
+    ):
         there = encode_faces.fn(paths, "x", processes=pool)
     assert [r.status for r in here] == [ENCODED, REJECTED]
     assert here == there
+    # Through the pool, photo by photo: the progress bar moves with each.
+    told = [(r.stage, r.done) for r in caplog.records if r.name == "facelogin.progress"]  # type: ignore[attr-defined]
+    assert told == [("photos encoded", 1), ("photos encoded", 1)]
 
 
 def test_make_thumbnails_stages_each_size_and_names_undecodable_photos(faces: Path, tmp_path: Path) -> None:

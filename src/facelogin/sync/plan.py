@@ -137,9 +137,9 @@ def _owners(
     return owner
 
 
-def batches(photos: list[Photo], workers: int, most: int = 8) -> list[list[Photo]]:
-    """Batches small enough to keep every worker busy, large enough to amortise task overhead."""
-    size = max(1, min(most, math.ceil(len(photos) / (workers * 3))))
+def batches(photos: list[Photo], workers: int, most: int = 8, per_worker: int = 3) -> list[list[Photo]]:
+    """At least `per_worker` batches per worker (when there are photos enough), of at most `most` photos."""
+    size = max(1, min(most, math.ceil(len(photos) / (workers * per_worker))))
     return [photos[i : i + size] for i in range(0, len(photos), size)]
 
 
