@@ -443,3 +443,23 @@ def test_a_jpeg_decodes_at_the_smallest_scale_still_as_large_as_the_result(
     reference = full.resize(photo.size, Image.Resampling.LANCZOS)
     difference = np.abs(np.asarray(photo, dtype=np.int16) - np.asarray(reference, dtype=np.int16))
     assert difference.mean() < 3
+
+
+def test_faces_are_found_on_a_bilinear_copy_and_thumbnails_are_lanczos(tmp_path: Path) -> None:
+    """The copy faces are found on is the antialiased bilinear reduction (as dlib reduces its own
+    images, at half Lanczos' cost); the thumbnails people look at keep Lanczos' sharpness."""
+    x = np.arange(600)
+    stripes = (128 + 100 * np.sin(2 * np.pi * x / 9)).astype(np.uint8)  # fine, smooth detail
+    detail = Image.fromarray(np.repeat(np.tile(stripes, (300, 1))[:, :, None], 3, axis=2))
+    path = save(detail, tmp_path / "detail.png")  # no DCT draft: the filter alone makes the copy
+
+    copy = open_photo(path, max_side=256)
+    bilinear = detail.resize(copy.size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    lanczos = detail.resize(copy.size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    assert copy.tobytes() == bilinear.tobytes() != lanczos.tobytes()
+
+    with Image.open(io.BytesIO(make_thumbnails(path, [256])[256])) as thumb:
+        pixels = np.asarray(thumb.convert("RGB"), dtype=np.int16)
+    off = {name: np.abs(pixels - np.asarray(im, dtype=np.int16)).mean() for name, im in
+           {"lanczos": lanczos, "bilinear": bilinear}.items()}  # fmt: skip
+    assert off["lanczos"] < off["bilinear"]  # JPEG's loss aside, the thumbnail is the Lanczos reduction
