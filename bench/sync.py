@@ -13,9 +13,10 @@ content-hash de-duplication). Both sides upload to the same moto S3 server on lo
     temporary Prefect API and the embedded MongoDB (timed once, for the record).
 
 Prints per-run times, medians and the ratios (goal for b: >= 5x), and, against their own peers:
-the train stage against the same work in plain Python (a process pool encoding, threads making the
-same thumbnails alongside, as the stage does; and the pool encoding alone); the uploads against
-`rclone copy`; the local store's put path against `cp -r` of the same 4,000 staged thumbnails.
+the train stage against the same work in plain Python (a process pool running the stage's
+per-photo function, encoding each photo and staging its thumbnails from the same decode; and the
+pool encoding alone); the uploads against `rclone copy`; the local store's put path against
+`cp -r` of the same 4,000 staged thumbnails.
 
     uv run python -m bench.sync [--photos 200] [--repeat 3]      # from the checkout
 """
@@ -33,6 +34,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 from PIL import Image
@@ -90,33 +92,33 @@ def original_script(images: Path, endpoint: str, bucket: str) -> float:
 def plain_pool(images: Path, thumbnails: Path | None = None) -> float:
     """The same per-photo function as the train stage, in a plain process pool (one worker per core).
 
-    With `thumbnails` (a staging folder), threads of this process make each photo's thumbnails
-    while the pool encodes, the work the train stage does alongside its encoders.
+    With `thumbnails` (a staging folder), each accepted photo's thumbnails are staged from the same
+    decode, the work the stage's encoders do; without, the encoding alone.
     """
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
     from multiprocessing import get_context
 
     from facelogin import faces
-    from facelogin.sync.transfer import stage_thumbnails
 
     paths = [str(p) for p in sorted(images.glob("*/*"))]
     workers = os.cpu_count() or 1
     size = max(1, min(8, -(-len(paths) // (workers * 3))))
-    batches = [paths[i : i + size] for i in range(0, len(paths), size)]
-    jobs = [{p: {s: f"thumbs/{s}/{Path(p).parent.name}/{Path(p).name}.jpg" for s in ("128", "256")}
-             for p in paths[i : i + 16]} for i in range(0, len(paths), 16)]  # fmt: skip
-    with (
-        ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=faces.load_faces) as pool,
-        ThreadPoolExecutor(4) as threads,
-    ):
+    keys = [[{s: f"thumbs/{s}/{Path(p).parent.name}/{Path(p).name}.jpg" for s in ("128", "256")}]
+            if thumbnails else [] for p in paths]  # fmt: skip
+    work = partial(_encode_and_stage, str(thumbnails or ""))
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=faces.load_faces) as pool:
         start = time.perf_counter()
-        made = [threads.submit(stage_thumbnails, job, thumbnails) for job in jobs] if thumbnails else []
-        results = list(pool.map(faces.encode_faces, batches))
-        for future in made:
-            future.result()
+        results = list(pool.map(work, paths, keys, chunksize=size))
         elapsed = time.perf_counter() - start
-    assert sum(len(r) for r in results) == len(paths)
+    assert len(results) == len(paths) and all(problem is None for _, problem in results)
     return elapsed
+
+
+def _encode_and_stage(staging: str, path: str, keys: list[dict[str, str]]) -> Any:
+    from facelogin.sync.transfer import encode_and_stage
+
+    return encode_and_stage(path, keys, staging, 800, 0)
 
 
 def local_store_vs_cp(thumbs: Path, work: Path, copies: int = 10) -> tuple[int, float, float]:
@@ -294,8 +296,8 @@ def main() -> None:
     print(f"median re-sync, no changes : {c:7.1f} s   ratio a/re-sync {a / c:.1f}x")
     print(f"(c) embedded defaults, cold: {cold:7.1f} s   ratio a/c {a / cold:.1f}x")
     train = statistics.median(trains)
-    print(f"\ntrain stage (encoding, the thumbnails made alongside) {train:.1f} s; the same work in plain "
-          f"Python (a process pool encoding, threads making the thumbnails) {alongside:.1f} s: throughput "
+    print(f"\ntrain stage (encoding, thumbnails staged from the same decode) {train:.1f} s; the same work in "
+          f"plain Python (the stage's per-photo function in a process pool) {alongside:.1f} s: throughput "
           f"{alongside / train:.2f}x (goal >= 0.95x); the pool encoding alone {pool:.1f} s "
           f"({pool / train:.2f}x)")  # fmt: skip
     up = statistics.median(uploads)

@@ -27,7 +27,7 @@ from facelogin.sync.identity import check_identities
 from facelogin.sync.outcome import RunResults, Summary, SyncError, summarize
 from facelogin.sync.plan import plan_for
 from facelogin.sync.preview import preview
-from facelogin.sync.transfer import clear_staging, discard_staged
+from facelogin.sync.transfer import clear_staging
 from tasks.blocks import settings_from_blocks
 from tasks.bundle import publish_bundle
 from tasks.catalog import (
@@ -39,11 +39,11 @@ from tasks.catalog import (
     upsert_users,
 )
 from tasks.discover import discover_photos
-from tasks.encode import encode_photos
+from tasks.encode import encode_photos, stages_thumbnails
 from tasks.lock import sync_lock
-from tasks.policy import bulk, outcome_of
+from tasks.policy import bulk
 from tasks.report import publish_report
-from tasks.thumbnail import start_thumbnails
+from tasks.thumbnail import finish_thumbnails, start_thumbnails
 from tasks.upload import check_store, delete_objects, upload_all
 
 
@@ -118,9 +118,12 @@ def _sync(
         len(found.users), len(found.photos), len(plan.todo), len(plan.unchanged), len(plan.kept_rejected),
     )  # fmt: skip
 
-    with stage("train"):
-        thumbnails = start_thumbnails(run.thumbnail_jobs(), staging)
-        new = run.add_encodings(encode_photos(settings, run.to_encode(cached)))
+    with stage("train"):  # the local encoders stage the thumbnails of the photos they accept
+        photos = run.to_encode(cached)
+        along = run.thumbnails_along(photos) if stages_thumbnails(settings) else {}
+        thumbnails = start_thumbnails(run.thumbnail_jobs(along), staging)
+        results, staged = encode_photos(settings, photos, along)
+        new = run.add_encodings(results)
         if new:
             save_encodings(settings, bulk(new), model)
 
@@ -130,10 +133,7 @@ def _sync(
             run.add_identity(check_identities(run.identity_candidates(known)))
 
     with stage("thumbnails"):  # what is left of it once the encoders are done
-        for users, future in thumbnails:
-            problems, error = outcome_of(future)
-            for user in users:
-                discard_staged(Path(staging), run.add_thumbnails(user, problems, error))
+        finish_thumbnails(thumbnails, run, staged, staging)
 
     with stage("upload"):
         run.add_uploads(upload_all(settings, run.upload_jobs(), staging))

@@ -16,6 +16,7 @@ from facelogin.settings import Settings
 from facelogin.sync import progress
 from facelogin.sync.discover import Photo
 from facelogin.sync.plan import batch_label, batches
+from facelogin.sync.transfer import encode_and_stage
 from tasks.policy import PLAIN, outcome_of
 
 
@@ -92,29 +93,58 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
     return EncoderTaskRunner(workers)
 
 
+def stages_thumbnails(settings: Settings) -> bool:
+    """Whether the encoders stage the thumbnails of the photos they accept (the local pool does).
+
+    They then decode each photo once for both. Dask workers may run on other machines, away from
+    the staging directory, and the thread runner is for debugging: there, thumbnail tasks do it.
+    """
+    return settings.task_runner not in ("dask", "thread")
+
+
+Trained = tuple[faces.FaceResult, str | None]  # a face result; None or why its thumbnails are not staged
+
+
 @task(task_run_name="encode-{label}", **PLAIN)
 def encode_faces(
-    paths: list[str], label: str, max_side: int = 800, upsample: int = 0, processes: Executor | None = None
-) -> list[faces.FaceResult]:
-    """Detect the single face in each photo and compute its 128-d encoding, or say why not."""
+    paths: list[str],
+    label: str,
+    max_side: int = 800,
+    upsample: int = 0,
+    processes: Executor | None = None,
+    thumbnails: dict[str, list[dict[str, str]]] | None = None,
+    staging: str = "",
+) -> list[Trained]:
+    """Detect the single face in each photo and compute its 128-d encoding, or say why not.
+
+    With `thumbnails` (a photo's path -> the keys per size to stage it under), an accepted photo's
+    thumbnails are staged from the same decode. Per photo: its face result, and None or why its
+    thumbnails could not be staged.
+    """
+    keys = thumbnails or {}
     if processes is None:  # a thread, or a Dask worker: encode right here
-        return faces.encode_faces(paths, max_side, upsample)
-    jobs = [processes.submit(faces.encode_faces, [path], max_side, upsample) for path in paths]
+        return [encode_and_stage(p, keys.get(p, []), staging, max_side, upsample) for p in paths]
+    jobs = [
+        processes.submit(encode_and_stage, p, keys.get(p, []), staging, max_side, upsample) for p in paths
+    ]
     results = []
     for job in jobs:
-        results += job.result()
+        results.append(job.result())
         progress.advance(progress.ENCODED, 1)  # this process: the bar moves photo by photo
     return results
 
 
-def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.FaceResult]:
+def encode_photos(
+    settings: Settings, photos: list[Photo], thumbnails: dict[str, list[dict[str, str]]] | None = None
+) -> tuple[dict[str, faces.FaceResult], dict[str, str | None]]:
     """Encode each photo in batches fanned out over every core (or Dask); content hash -> result.
 
-    A batch whose task failed outright gives each of its photos a rejection naming the error,
-    so one failure never stops the others.
+    With `thumbnails` (see `encode_faces`), also returns, per content hash whose thumbnails the
+    encoders staged, None or why they could not. A batch whose task failed outright gives each of
+    its photos a rejection naming the error, so one failure never stops the others.
     """
     if not photos:
-        return {}
+        return {}, {}
     runner = encoding_runner(settings)
     with runner:
         workers = settings.encode_workers or os.cpu_count() or 1
@@ -123,18 +153,30 @@ def encode_photos(settings: Settings, photos: list[Photo]) -> dict[str, faces.Fa
         # (every task run's API calls take CPU from the encoders on a small machine), all under
         # way at once. Elsewhere the batch is what a worker gets: small ones spread the work.
         work = batches(photos, workers, most=64, per_worker=2) if local else batches(photos, workers)
-        params = {"max_side": settings.detect_max_side, "upsample": settings.upsample}
-        futures = [
-            runner.submit(encode_faces, {"paths": [p.path for p in b], "label": batch_label(b), **params})
-            for b in work
-        ]
+        params: dict[str, Any] = {"max_side": settings.detect_max_side, "upsample": settings.upsample}
+        if thumbnails:
+            params["staging"] = str(settings.staging_dir)
+        futures = []
+        for b in work:
+            paths = [p.path for p in b]
+            along = {path: thumbnails[path] for path in paths if path in thumbnails} if thumbnails else None
+            futures.append(
+                runner.submit(
+                    encode_faces, {"paths": paths, "label": batch_label(b), "thumbnails": along, **params}
+                )
+            )
         results: dict[str, faces.FaceResult] = {}
+        staged: dict[str, str | None] = {}
         progress.advance(progress.ENCODED, 0, len(photos))
         for batch, future in zip(work, futures, strict=True):
             value, exc = outcome_of(future)
             if not local or exc is not None:  # the local tasks told of each photo themselves
                 progress.advance(progress.ENCODED, len(batch))
             for i, photo in enumerate(batch):
-                failed = faces.FaceResult(faces.REJECTED, reason=f"encoding failed: {exc}")
-                results[photo.sha256] = failed if exc is not None else value[i]
-    return results
+                if exc is not None:
+                    results[photo.sha256] = faces.FaceResult(faces.REJECTED, reason=f"encoding failed: {exc}")
+                    continue
+                results[photo.sha256], problem = value[i]
+                if thumbnails and photo.path in thumbnails and results[photo.sha256].status == faces.ENCODED:
+                    staged[photo.sha256] = problem
+    return results, staged

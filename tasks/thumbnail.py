@@ -7,8 +7,9 @@ from pathlib import Path
 from prefect import task
 from prefect.futures import PrefectFuture
 
-from facelogin.sync.transfer import stage_thumbnails
-from tasks.policy import PLAIN, bulk
+from facelogin.sync.outcome import RunResults
+from facelogin.sync.transfer import discard_staged, stage_thumbnails
+from tasks.policy import PLAIN, bulk, outcome_of
 
 
 @task(task_run_name="thumbnail-{label}", **PLAIN)
@@ -28,9 +29,10 @@ def start_thumbnails(
 ) -> list[tuple[list[str], PrefectFuture[dict[str, str | None]]]]:
     """Thumbnail tasks over the users' photos, started on the flow's threads while the encoders run.
 
-    Thumbnails do not depend on the face check, and making them alongside it uses the time the
-    encoding processes spend starting; those of photos the check rejects are dropped unused.
-    Returns, per task, the users it covers and its future.
+    For the photos the encoders do not stage themselves (their encoding was stored already, or
+    they run on Dask). Thumbnails do not depend on the face check, and making them alongside it
+    uses the time the encoding processes spend starting; those of photos the check rejects are
+    dropped unused. Returns, per task, the users it covers and its future.
     """
     started: list[tuple[list[str], PrefectFuture[dict[str, str | None]]]] = []
     users: list[str] = []
@@ -43,3 +45,23 @@ def start_thumbnails(
             started.append((users, make_thumbnails.submit(label, bulk(photos), staging)))
             users, photos = [], {}
     return started
+
+
+def finish_thumbnails(
+    started: list[tuple[list[str], PrefectFuture[dict[str, str | None]]]],
+    run: RunResults,
+    along: dict[str, str | None],
+    staging: str,
+) -> None:
+    """Record every user's thumbnails: the tasks' (`started`) and the encoders' (`along`, per content).
+
+    Staged thumbnails no longer wanted (their photo was rejected) are dropped from the staging area.
+    """
+    done: set[str] = set()
+    for users, future in started:
+        problems, error = outcome_of(future)
+        for user in users:
+            done.add(user)
+            discard_staged(Path(staging), run.add_thumbnails(user, problems, error, along))
+    for user in sorted({p.username for p in run.plan.todo} - done):  # every photo staged by the encoders
+        discard_staged(Path(staging), run.add_thumbnails(user, {}, None, along))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from facelogin.imaging import PhotoError, open_photo
 
@@ -132,35 +133,35 @@ def encode_face(path: str | Path, max_side: int = 800, upsample: int = 0) -> Fac
     cannot be decoded is rejected with a reason rather than raising, so one bad photo never
     stops a sync.
     """
+    return encode_photo(path, max_side, upsample)[0]
+
+
+def encode_photo(
+    path: str | Path, max_side: int = 800, upsample: int = 0
+) -> tuple[FaceResult, Image.Image | None]:
+    """`encode_face`, and the reduced copy it worked on (None when the photo could not be decoded)."""
     engine = load_faces()
     try:
         image = open_photo(path, max_side)
     except PhotoError as exc:
-        return FaceResult(REJECTED, reason=str(exc))
+        return FaceResult(REJECTED, reason=str(exc)), None
     pixels = np.asarray(image)
     boxes = engine.face_locations(pixels, number_of_times_to_upsample=upsample)
     if not boxes and upsample < 1:
         boxes = engine.face_locations(pixels, number_of_times_to_upsample=1)
     if not boxes:
-        return FaceResult(REJECTED, reason="no face found")
+        return FaceResult(REJECTED, reason="no face found"), image
     if len(boxes) > 1:
-        return FaceResult(
-            REJECTED,
-            reason=f"{len(boxes)} faces found: an enrolment photo must show only its owner",
-            faces=len(boxes),
-        )
+        reason = f"{len(boxes)} faces found: an enrolment photo must show only its owner"
+        return FaceResult(REJECTED, reason=reason, faces=len(boxes)), image
     box = tuple(boxes[0])
     face_px = round((box[1] - box[3]) * _reduction(path, image.size))
     if face_px < MIN_FACE_PX:
-        return FaceResult(
-            REJECTED,
-            reason=f"face too small ({face_px} px wide, needs at least {MIN_FACE_PX} px)",
-            faces=1,
-            box=box,
-            face_px=face_px,
-        )
+        reason = f"face too small ({face_px} px wide, needs at least {MIN_FACE_PX} px)"
+        return FaceResult(REJECTED, reason=reason, faces=1, box=box, face_px=face_px), image
     (encoding,) = engine.face_encodings(pixels, known_face_locations=boxes)
-    return FaceResult(ENCODED, encoding=[float(x) for x in encoding], faces=1, box=box, face_px=face_px)
+    result = FaceResult(ENCODED, encoding=[float(x) for x in encoding], faces=1, box=box, face_px=face_px)
+    return result, image
 
 
 def _reduction(path: str | Path, reduced: tuple[int, int]) -> float:

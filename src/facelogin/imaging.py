@@ -351,10 +351,14 @@ def make_thumbnails(path: str | Path, sizes: list[int]) -> dict[int, bytes]:
     """
     if not sizes:
         return {}
-    base = open_photo(path, max(sizes), resample=THUMB_RESAMPLE)
+    return thumbnails_of(open_photo(path, max(sizes), resample=THUMB_RESAMPLE), sizes)
+
+
+def thumbnails_of(image: Image.Image, sizes: list[int]) -> dict[int, bytes]:
+    """`make_thumbnails` of a photo already decoded by `open_photo` (upright, RGB, no info)."""
     out = {}
     for size in sorted(sizes, reverse=True):
-        thumb = reduce(base, max_side=size, resample=THUMB_RESAMPLE)
+        thumb = reduce(image, max_side=size, resample=THUMB_RESAMPLE)
         thumb.info = {}
         buf = io.BytesIO()
         thumb.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True)

@@ -52,6 +52,33 @@ def test_thumbnails_of_rejected_photos_are_discarded_and_undecodable_ones_reject
     assert run.verdicts["s1"] == (REJECTED, "cannot decode image")
 
 
+def test_the_encoders_stage_each_content_under_every_name_and_the_tasks_make_the_rest() -> None:
+    run = started()
+    photos = run.to_encode(["s4"])  # s4's encoding is stored: its thumbnails still need a task
+    along = run.thumbnails_along(photos)
+    # a1 and a3 have the same content: encoded once (from one of the two), staged under both names.
+    (shared,) = (p.path for p in photos if p.sha256 == "s1")
+    assert along[shared] == [run.thumbs[ANN1.ref], run.thumbs[ANN3.ref]]
+    assert set(along) == {shared, ANN2.path, BOB1.path}
+    assert run.thumbnail_jobs(along) == {"Bob": {BOB2.path: run.thumbs[BOB2.ref]}}
+    assert (
+        run.thumbnail_jobs() == run.thumbnail_jobs([]) != run.thumbnail_jobs(along)
+    )  # the thread/Dask runners
+
+    run.add_encodings(
+        {"s1": encoded(0.1), "s2": FaceResult(REJECTED, reason="no face found"), "s3": encoded(0.3)}
+    )
+    staged = {"s1": None, "s3": "thumbnail failed: [Errno 28] No space left on device"}
+    discard = run.add_thumbnails("Ann", {}, None, staged) + run.add_thumbnails(
+        "Bob", {BOB2.path: None}, None, staged
+    )
+
+    assert run.staged == {"Ann": [ANN1, ANN3], "Bob": [BOB2]}
+    assert run.errors == [{"file": BOB1.path, "error": staged["s3"]}]  # not a verdict: retried next run
+    assert run.verdicts["s3"] == (ENCODED, None)
+    assert sorted(discard) == sorted([*run.thumbs[ANN2.ref].values(), *run.thumbs[BOB1.ref].values()])
+
+
 def test_a_failed_thumbnail_or_upload_task_is_an_error_and_the_photo_is_retried_next_run() -> None:
     run = started()
     run.add_encodings({"s1": encoded(0.1), "s2": encoded(0.2), "s3": encoded(0.3), "s4": encoded(0.4)})

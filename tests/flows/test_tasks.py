@@ -51,11 +51,43 @@ def test_encode_faces_here_and_in_worker_processes(faces: Path, caplog: pytest.L
         caplog.at_level("DEBUG", "facelogin.progress"),
     ):
         there = encode_faces.fn(paths, "x", processes=pool)
-    assert [r.status for r in here] == [ENCODED, REJECTED]
+    assert [(r.status, staged) for r, staged in here] == [(ENCODED, None), (REJECTED, None)]
     assert here == there
     # Through the pool, photo by photo: the progress bar moves with each.
     told = [(r.stage, r.done) for r in caplog.records if r.name == "facelogin.progress"]  # type: ignore[attr-defined]
     assert told == [("photos encoded", 1), ("photos encoded", 1)]
+
+
+def test_the_encoders_stage_an_accepted_photos_thumbnails_from_the_same_decode(
+    faces: Path, tmp_path: Path
+) -> None:
+    """Through the pool, with keys: the accepted photo's thumbnails under every name its content has,
+    none for the group photo the check rejects; a staging area that cannot be written is an error
+    returned with the (still accepted) face, not a verdict on the photo."""
+    obama, group = str(faces / "images/Obama/obama_01.jpg"), str(faces / "groups/two_people.jpg")
+    keys = {
+        obama: [{"128": "t/128/Obama/o.jpg", "256": "t/256/Obama/o.jpg"}, {"128": "t/128/Barack/o.jpg"}],
+        group: [{"128": "t/128/Two/g.jpg"}],
+    }
+    staging = tmp_path / "staging"
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        both = encode_faces.fn([obama, group], "x", processes=pool, thumbnails=keys, staging=str(staging))
+        blocked = tmp_path / "blocked"
+        blocked.write_bytes(b"a file where the staging directory should be")
+        again = encode_faces.fn(
+            [obama], "y", processes=pool, thumbnails={obama: keys[obama]}, staging=str(blocked)
+        )
+    (face, staged), (rejected, none) = both
+    [(still, failure)] = again
+
+    assert (face.status, staged, rejected.status, none) == (ENCODED, None, REJECTED, None)
+    made = sorted(str(p.relative_to(staging)) for p in staging.rglob("*.jpg"))
+    assert made == ["t/128/Barack/o.jpg", "t/128/Obama/o.jpg", "t/256/Obama/o.jpg"]
+    for key, size in [("t/256/Obama/o.jpg", 256), ("t/128/Barack/o.jpg", 128)]:
+        with Image.open(staging / key) as thumb:
+            assert (thumb.format, max(thumb.size), thumb.info.get("exif")) == ("JPEG", size, None)
+    assert (staging / "t/128/Obama/o.jpg").read_bytes() == (staging / "t/128/Barack/o.jpg").read_bytes()
+    assert still == face and failure is not None and failure.startswith("thumbnail failed:")
 
 
 def test_make_thumbnails_stages_each_size_and_names_undecodable_photos(faces: Path, tmp_path: Path) -> None:

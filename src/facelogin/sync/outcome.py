@@ -268,12 +268,26 @@ class RunResults:
     def shas_to_encode(self) -> list[str]:
         return sorted({p.sha256 for p in self.plan.todo})
 
-    def thumbnail_jobs(self) -> dict[str, dict[str, dict[str, str]]]:
-        """Per user, each photo's path -> its thumbnail keys per size."""
+    def thumbnail_jobs(self, along: Iterable[str] = ()) -> dict[str, dict[str, dict[str, str]]]:
+        """Per user, each photo's path -> its thumbnail keys per size, but for the photos whose content
+        the encoders stage (`along`: the paths they are given, from `thumbnails_along`)."""
+        given = set(along)
+        left_out = {p.sha256 for p in self.plan.todo if p.path in given}
         jobs: dict[str, dict[str, dict[str, str]]] = {}
         for photo in self.plan.todo:
-            jobs.setdefault(photo.username, {})[photo.path] = self.thumbs[photo.ref]
+            if photo.sha256 not in left_out:
+                jobs.setdefault(photo.username, {})[photo.path] = self.thumbs[photo.ref]
         return jobs
+
+    def thumbnails_along(self, photos: list[Photo]) -> dict[str, list[dict[str, str]]]:
+        """For the encoders to stage: per photo to encode (`to_encode`), the thumbnail keys of every
+        photo with its content (a copy under another name is staged from the same decode)."""
+        paths = {p.sha256: p.path for p in photos}
+        along: dict[str, list[dict[str, str]]] = {}
+        for photo in self.plan.todo:
+            if photo.sha256 in paths:
+                along.setdefault(paths[photo.sha256], []).append(self.thumbs[photo.ref])
+        return along
 
     def to_encode(self, cached: Iterable[str]) -> list[Photo]:
         """Each distinct content once, except those whose encoding is already stored (`cached`)."""
@@ -291,17 +305,31 @@ class RunResults:
         return {sha: r.encoding for sha, r in results.items() if r.encoding}
 
     def add_thumbnails(
-        self, username: str, problems: dict[str, str | None] | None, error: BaseException | None
+        self,
+        username: str,
+        problems: dict[str, str | None] | None,
+        error: BaseException | None,
+        along: Mapping[str, str | None] | None = None,
     ) -> list[str]:
-        """Record a user's thumbnail task; returns the staged keys no longer wanted (rejected photos).
+        """Record a user's thumbnails; returns the staged keys no longer wanted (rejected photos).
 
-        `problems` maps a photo's path to None when staged or to why it could not be decoded;
-        a photo that cannot be decoded is rejected, a task that failed outright is an error.
+        `problems` (a thumbnail task's result) maps a photo's path to None when staged or to why it
+        could not be decoded; a photo that cannot be decoded is rejected, a task that failed outright
+        is an error. `along` maps the contents the encoders staged to None, or to why they could
+        not write them (an error, tried again next run).
         """
         discard: list[str] = []
         for photo in (p for p in self.plan.todo if p.username == username):
             if self.verdicts[photo.sha256][0] != ENCODED or photo.ref in self.identity:
                 discard += self.thumbs[photo.ref].values()
+                continue
+            if along is not None and photo.sha256 in along:
+                failure = along[photo.sha256]
+                if failure is None:
+                    self.staged.setdefault(username, []).append(photo)
+                else:
+                    self.errors.append({"file": photo.path, "error": failure})
+                    discard += self.thumbs[photo.ref].values()
                 continue
             reason = (problems or {}).get(photo.path) if error is None else f"thumbnail failed: {error}"
             if reason is None:

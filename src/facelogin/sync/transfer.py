@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from facelogin import imaging
+from facelogin import faces, imaging
 from facelogin.adapters.store import ObjectStore
 from facelogin.files import write_atomic
 
@@ -35,6 +35,36 @@ def stage_thumbnails(photos: dict[str, dict[str, str]], staging: Path) -> dict[s
             write_atomic(staging / keys[str(size)], data)
         outcome[path] = None
     return outcome
+
+
+def encode_and_stage(
+    path: str, keys: list[dict[str, str]], staging: str, max_side: int, upsample: int
+) -> tuple[faces.FaceResult, str | None]:
+    """Encode a photo's face and, if it is accepted, stage its thumbnails from the same decode.
+
+    Run in an encoder process, so a photo is read and decoded once, not once per stage, and a
+    rejected photo gets no thumbnails at all. `keys` holds the keys per size of every photo with
+    this content (a copy filed under two names is encoded once and staged under both). Returns the
+    face result, and None or why the thumbnails could not be written (a disk error: an error the
+    next run retries, not a verdict on the photo).
+    """
+    result, image = faces.encode_photo(path, max_side, upsample)
+    if result.status != faces.ENCODED or image is None or not keys:
+        return result, None
+    sizes = sorted({int(size) for key_set in keys for size in key_set})
+    try:
+        # Thumbnails larger than the face copy are made from the photo itself.
+        thumbs = (
+            imaging.thumbnails_of(image, sizes)
+            if max(sizes) <= max_side
+            else imaging.make_thumbnails(path, sizes)
+        )
+        for key_set in keys:
+            for size, key in key_set.items():
+                write_atomic(Path(staging) / key, thumbs[int(size)])
+    except (OSError, imaging.PhotoError) as exc:
+        return result, f"thumbnail failed: {exc}"
+    return result, None
 
 
 def upload_staged(store: ObjectStore, keys: list[str], staging: Path) -> int:
