@@ -119,6 +119,34 @@ def test_check_upload_and_delete(settings: Settings, sync_env: dict[str, str], t
         check_store.fn(settings.model_copy(update={"bucket": "no-such-bucket"}))
 
 
+def test_an_upload_task_sends_its_objects_over_its_threads_and_leaves_what_failed_staged(
+    settings: Settings, sync_env: dict[str, str], tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging"
+    keys = [f"thumbs/128/Ann/a{i:02d}.jpg" for i in range(40)]
+    for key in keys:
+        (staging / key).parent.mkdir(parents=True, exist_ok=True)
+        (staging / key).write_bytes(b"jpeg " + key.encode())
+
+    with pytest.raises(StoreError):  # a permanent fault: the first failure ends the task
+        upload_thumbnails.fn(
+            settings.model_copy(update={"bucket": "no-such-bucket"}), "Ann", keys, str(staging), 4
+        )
+    assert all((staging / key).exists() for key in keys)  # nothing stored, nothing dropped
+
+    assert upload_thumbnails.fn(settings, "Ann", keys, str(staging), threads=4) == 40
+    assert bucket_keys(sync_env) == set(keys) and not list(staging.rglob("*.jpg"))
+    assert upload_thumbnails.fn(settings, "Ann", keys, str(staging), threads=4) == 0  # a retry: nothing left
+
+
+def test_upload_task_runs_are_named_for_the_users_they_carry() -> None:
+    from tasks.upload import _label
+
+    every = [("Obama", f"o{i}") for i in range(5)] + [("Biden", "b"), ("Ann", "a")] + [("Zed", "z")] * 6
+    assert [_label(every, i, 4) for i in range(0, len(every), 4)] == ["Obama", "Obama-2+3", "Zed-2", "Zed-3"]
+    assert [_label(every, i, 13) for i in range(0, len(every), 13)] == ["Obama+3"]
+
+
 def test_catalog_tasks_round_trip(settings: Settings, images: Path, sync_env: dict[str, str]) -> None:
     found = discover_photos.fn(str(images))
     plan = plan_sync(found.users, {}, settings.thumb_sizes, settings.thumbs_prefix)

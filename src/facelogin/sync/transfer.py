@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from facelogin import faces, imaging
@@ -67,20 +68,29 @@ def encode_and_stage(
     return result, None
 
 
-def upload_staged(store: ObjectStore, keys: list[str], staging: Path) -> int:
+def upload_staged(store: ObjectStore, keys: list[str], staging: Path, threads: int = 1) -> int:
     """Upload staged thumbnails as image/jpeg objects, each dropped from staging once it is stored.
 
-    A key no longer staged was stored by an earlier try of the same task: it is not sent again.
-    Returns how many objects this call uploaded.
+    Objects go `threads` at a time. A key no longer staged was stored by an earlier try of the same
+    task: it is not sent again. The first failure stops what has not started and is raised; what
+    is still staged is what is left. Returns how many objects this call uploaded.
     """
-    sent = 0
-    for key in keys:
-        source = staging / key
-        if not os.path.exists(source):
-            continue
-        store.put_file(key, source, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
-        sent += 1
-    return sent
+    todo = [key for key in keys if os.path.exists(staging / key)]
+
+    def put(key: str) -> None:
+        store.put_file(key, staging / key, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
+
+    if threads <= 1 or len(todo) <= 1:
+        for key in todo:
+            put(key)
+        return len(todo)
+    pool = ThreadPoolExecutor(min(threads, len(todo)), thread_name_prefix="upload")
+    try:
+        for done in as_completed([pool.submit(put, key) for key in todo]):
+            done.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return len(todo)
 
 
 def pending(staging: Path, keys: list[str]) -> set[str]:
