@@ -94,12 +94,11 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
 
 
 def stages_thumbnails(settings: Settings) -> bool:
-    """Whether the encoders stage the thumbnails of the photos they accept (the local pool does).
-
-    They then decode each photo once for both. Dask workers may run on other machines, away from
-    the staging directory, and the thread runner is for debugging: there, thumbnail tasks do it.
+    """Whether the encoders stage the thumbnails of the photos they accept, decoding each photo
+    once for both: yes on this machine (local processes or threads). Dask workers may run on other
+    machines, away from the staging directory: there, thumbnail tasks on the flow's threads do it.
     """
-    return settings.task_runner not in ("dask", "thread")
+    return settings.task_runner != "dask"
 
 
 Trained = tuple[faces.FaceResult, str | None]  # a face result; None or why its thumbnails are not staged
