@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -76,7 +77,7 @@ class ObjectStore(Protocol):
         self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False
     ) -> None: ...
     def put_file(
-        self, key: str, path: Path, content_type: str, cache_control: str, public: bool = False
+        self, key: str, path: str | Path, content_type: str, cache_control: str, public: bool = False
     ) -> None: ...
     def get(self, key: str) -> bytes: ...
     def keys(self, prefix: str) -> list[str]: ...
@@ -195,11 +196,12 @@ class S3Store:
         return bytes(body.read())
 
     def put_file(
-        self, key: str, path: Path, content_type: str, cache_control: str, public: bool = False
+        self, key: str, path: str | Path, content_type: str, cache_control: str, public: bool = False
     ) -> None:
         """`put` of a local file's bytes; the file is deleted once the object is stored."""
-        self.put(key, path.read_bytes(), content_type, cache_control, public)
-        path.unlink(missing_ok=True)
+        source = Path(path)
+        self.put(key, source.read_bytes(), content_type, cache_control, public)
+        source.unlink(missing_ok=True)
 
     def keys(self, prefix: str) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
@@ -232,8 +234,8 @@ class DirStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._folders: dict[str, Path] = {}  # a key's folder, resolved and checked once
-        self._made: set[Path] = set()  # folders known to exist
+        self._folders: dict[str, str] = {}  # a key's folder, resolved and checked once
+        self._made: set[str] = set()  # folders known to exist
 
     @property
     def location(self) -> str:
@@ -245,24 +247,23 @@ class DirStore:
             raise StoreError(f"key {key!r} leaves the store directory")
         return path
 
-    def _target(self, key: str) -> Path:
-        """Where `key` is written: `_path`, with the folder resolved once for all its keys.
+    def _target(self, key: str, make: bool = False) -> str:
+        """Where `key` is written: `_path`, with the folder resolved once for all its keys (and made).
 
         Thousands of thumbnails share a few folders; resolving every key walked every component.
         A rename or unlink does not follow a link in the last component, so only folders matter.
+        Plain strings, not Paths: building Paths cost more than the rename itself.
         """
         parent, _, name = key.rpartition("/")
         if name in {"", ".", ".."}:
             raise StoreError(f"key {key!r} leaves the store directory")
         folder = self._folders.get(parent)
         if folder is None:
-            folder = self._folders[parent] = self._path(parent) if parent else self.root.resolve()
-        return folder / name
-
-    def _folder_for(self, target: Path) -> None:
-        if target.parent not in self._made:
-            private_dir(target.parent)
-            self._made.add(target.parent)
+            folder = self._folders[parent] = str(self._path(parent) if parent else self.root.resolve())
+        if make and folder not in self._made:
+            private_dir(Path(folder))
+            self._made.add(folder)
+        return os.path.join(folder, name)
 
     def check(self) -> None:
         """Usable as a store: a directory, or a path where one can be made (it is made on the first put)."""
@@ -276,18 +277,17 @@ class DirStore:
         write_atomic(self._path(key), data)
 
     def put_file(
-        self, key: str, path: Path, content_type: str, cache_control: str, public: bool = False
+        self, key: str, path: str | Path, content_type: str, cache_control: str, public: bool = False
     ) -> None:
         """Store a local file under `key` by moving it (a rename, atomic, no copy); it is gone from `path`."""
-        target = self._target(key)
-        self._folder_for(target)
+        target = self._target(key, make=True)
         try:
             os.replace(path, target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # another filesystem: copy, then drop the original
                 raise
-            write_atomic(target, path.read_bytes())
-            path.unlink(missing_ok=True)
+            write_atomic(Path(target), Path(path).read_bytes())
+            Path(path).unlink(missing_ok=True)
         os.chmod(target, PRIVATE_FILE)
 
     def keys(self, prefix: str) -> list[str]:
@@ -304,7 +304,8 @@ class DirStore:
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._target(key).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._target(key))
 
     def stable_url(self, key: str) -> str | None:
         return self._path(key).as_uri()

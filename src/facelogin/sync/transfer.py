@@ -75,10 +75,11 @@ def upload_staged(store: ObjectStore, keys: list[str], staging: Path, threads: i
     task: it is not sent again. The first failure stops what has not started and is raised; what
     is still staged is what is left. Returns how many objects this call uploaded.
     """
-    todo = [key for key in keys if os.path.exists(staging / key)]
+    folder = os.fspath(staging)
+    todo = [key for key in keys if os.path.exists(os.path.join(folder, key))]
 
     def put(key: str) -> None:
-        store.put_file(key, staging / key, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
+        store.put_file(key, os.path.join(folder, key), THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
 
     if threads <= 1 or len(todo) <= 1:
         for key in todo:
