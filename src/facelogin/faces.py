@@ -195,8 +195,3 @@ def model_info(max_side: int, upsample: int) -> dict[str, str]:
         "detect_max_side": str(max_side),
         "upsample": str(upsample),
     }
-
-
-def encode_faces(paths: list[str], max_side: int = 800, upsample: int = 0) -> list[FaceResult]:
-    """`encode_face` for a batch of photos (one call per worker round trip)."""
-    return [encode_face(p, max_side=max_side, upsample=upsample) for p in paths]
