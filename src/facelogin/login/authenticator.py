@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from facelogin.faces import load_faces
+from facelogin.login.burst import BurstResult, BurstVerifier, LandmarkModel, load_landmarks
 from facelogin.login.errors import EXIT_ACCEPTED, EXIT_ERROR, EXIT_REJECTED, LoginError
 from facelogin.login.frames import DEFAULT_HEIGHT, Frame, image_frames, video_frames
 from facelogin.login.match import (
@@ -59,6 +60,7 @@ class Authenticator:
         bundle = loaded.bundle
         self.gallery = Gallery.build(bundle.encodings, bundle.labels, bundle.usernames)
         self.fr = load_faces()
+        self._landmarks: LandmarkModel | None = None
         self.model_ms = _ms(start)
         if self.options.threshold is not None:
             self.threshold, self.threshold_source = self.options.threshold, "option"
@@ -66,6 +68,72 @@ class Authenticator:
             self.threshold, self.threshold_source = float(loaded.calibration["threshold"]), "calibrated"
         else:
             self.threshold, self.threshold_source = DEFAULT_THRESHOLD, "default"
+
+    def load_liveness(self) -> LandmarkModel:
+        """The 68-point landmark model liveness needs (~0.5 s to load): once, on first use."""
+        if self._landmarks is None:
+            self._landmarks = load_landmarks()
+        return self._landmarks
+
+    def verifier(self, actions: Iterable[str], mirrored: bool = False, eager: bool = False) -> BurstVerifier:
+        """A verifier for one burst answering a challenge of `actions`, on this bundle's gallery."""
+        return BurstVerifier(
+            self.fr,
+            self.load_liveness(),
+            self.gallery,
+            self.threshold,
+            self.options.margin,
+            actions,
+            mirrored,
+            eager,
+        )
+
+    def decide_burst(
+        self,
+        actions: Iterable[str],
+        pixels: Iterable[np.ndarray],
+        times: Iterable[float],
+        window: float | None,
+        mirrored: bool = False,
+    ) -> dict[str, Any]:
+        """A liveness decision on a whole burst at once (the web): see `burst_result`."""
+        start = time.perf_counter()
+        verifier = self.verifier(actions, mirrored)
+        for frame, t in zip(pixels, times, strict=True):
+            verifier.add(frame, t)
+        return self.burst_result(verifier, verifier.finish(window), start)
+
+    def burst_result(self, verifier: BurstVerifier, outcome: BurstResult, start: float) -> dict[str, Any]:
+        """The JSON-ready result of a liveness decision, in the shape of `decide`'s."""
+        best = next((m for m in outcome.matches if m.user == outcome.user), None) if outcome.user else None
+        closest = best or min(
+            (m for m in outcome.matches if m.distance is not None),
+            key=lambda m: m.distance or 0.0,
+            default=None,
+        )
+        bundle = self.loaded.bundle
+        return {
+            "decision": outcome.decision,
+            "user": outcome.user,
+            "reason": outcome.reason,
+            "message": outcome.message,
+            "liveness": {"mode": "challenge", "asked": list(verifier.actions), **outcome.liveness},
+            "distance": _round(closest.distance) if closest else None,
+            "margin": _round(closest.margin) if closest else None,
+            "nearest": closest.user if closest else None,
+            "frames": {"used": outcome.frames, "encoded": len(outcome.matches)},
+            "profile_image": bundle.profile(outcome.user) if outcome.user else None,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "margin_required": self.options.margin,
+            "bundle": {
+                "version": bundle.version,
+                "users": len(self.gallery),
+                "source": self.loaded.source,
+                "from_cache": self.loaded.from_cache,
+            },
+            "ms": {**outcome.ms, "total": round(_ms(start), 1)},
+        }
 
     def decide(self, frames: Iterable[Frame], n: int, k: int) -> dict[str, Any]:
         """Read up to `n` frames, stopping once `k` agree or can no longer agree; the JSON-ready result."""
