@@ -40,6 +40,8 @@ def login_event(result: dict[str, Any], source: str, client: str | None, now: da
         "bundle": (result.get("bundle") or {}).get("version"),
         "source": source,
         "client": client,
+        # What liveness saw: its mode, whether it passed, the failed check, the actions asked and seen.
+        "liveness": result.get("liveness") or {"mode": "off"},
     }
 
 

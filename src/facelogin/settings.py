@@ -159,8 +159,17 @@ class Settings(BaseSettings):
         description="Bearer token of the JSON API's admin side (any user's profile image URL); "
         "unset: no admin access.",
     )
+    liveness: Literal["challenge", "off"] = Field(
+        "challenge",
+        description="challenge: a login must answer a one-time challenge (blink, turn) in front of the "
+        "camera, so a photo cannot log in; off: the face alone decides (warned about at start, on every "
+        "accepted login and by `facelogin doctor`).",
+    )
     web_frames: int = Field(
-        5, ge=1, le=20, description="Most camera frames one web login request may send (n of k-of-n)."
+        5,
+        ge=1,
+        le=20,
+        description="Most camera frames one web login request may send (n of k-of-n), with liveness off.",
     )
     web_agree: int = Field(
         3, ge=1, le=20, description="Frames that must agree on one user in a web login (k of k-of-n)."

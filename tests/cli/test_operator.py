@@ -169,7 +169,17 @@ def test_doctor_on_embedded_defaults_warns_and_passes(images: Path, clean_env: d
     assert status["settings"] == "OK" and status["images root"] == "OK"
     assert status["MongoDB"] == "WARN" and status["object store"] == "WARN"
     assert status["Prefect API"] == "WARN" and status["bundle"] == "WARN"
+    assert status["liveness"] == "OK"
     assert all(c["fix"] for c in out["checks"] if c["status"] != "OK")
+
+
+def test_doctor_warns_when_liveness_is_off(images: Path, clean_env: dict[str, str]) -> None:
+    env = clean_env | {"FACELOGIN_IMAGES": str(images), "FACELOGIN_LIVENESS": "off"}
+    code, out, _ = _doctor(env, images)
+    check = next(c for c in out["checks"] if c["name"] == "liveness")
+    assert code == 0 and check["status"] == "WARN"
+    assert "a photo of an enrolled person logs in as them" in check["detail"]
+    assert "FACELOGIN_LIVENESS" in check["fix"]
 
 
 def test_doctor_fails_on_mongodb_down_and_an_unknown_images_root(
@@ -221,7 +231,12 @@ def test_login_finds_the_bundle_where_the_sync_publishes_it(
     monkeypatch.setenv("FACELOGIN_STATE_DIR", str(tmp_path / "state"))
 
     result = invoke(
-        "login", "--image", str(faces / "probes" / "Obama.jpg"), "--cache-dir", str(tmp_path / "c")
+        "login",
+        "--no-liveness",
+        "--image",
+        str(faces / "probes" / "Obama.jpg"),
+        "--cache-dir",
+        str(tmp_path / "c"),
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["user"] == "Obama"
@@ -231,7 +246,8 @@ def test_a_missing_module_is_exit_2_with_the_pip_command(tmp_path: Path) -> None
     """As on a Pi installed without the s3 extra: boto3 cannot be imported."""
     probe = (
         "import sys; sys.modules['boto3'] = None\n"
-        "sys.argv = ['facelogin', 'login', '--bundle', 's3://faces/encodings/latest', '--image', 'x.jpg',"
+        "sys.argv = ['facelogin', 'login', '--no-liveness', '--bundle', 's3://faces/encodings/latest',"
+        " '--image', 'x.jpg',"
         f" '--cache-dir', {str(tmp_path)!r}]\n"
         "from facelogin.cli import main; main()"
     )

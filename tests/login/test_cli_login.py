@@ -52,7 +52,8 @@ def test_running_login_pulls_in_no_pipeline_dependency(bundle_dir: Path, faces: 
         "import sys\n"
         "from facelogin.cli import app\n"
         "try:\n"
-        f"    app(['login', '--bundle', {str(bundle_dir)!r}, '--cache-dir', {str(tmp_path)!r},\n"
+        f"    app(['login', '--no-liveness', '--bundle', {str(bundle_dir)!r},\n"
+        f"         '--cache-dir', {str(tmp_path)!r},\n"
         f"         '--image', {str(faces / 'probes' / 'Obama.jpg')!r}])\n"
         "except SystemExit as exc:\n"
         "    assert exc.code == 0, exc.code\n"
@@ -78,7 +79,9 @@ def test_running_login_pulls_in_no_pipeline_dependency(bundle_dir: Path, faces: 
 def test_login_json_and_exit_code(
     bundle_dir: Path, faces: Path, tmp_path: Path, photo: str, code: int, decision: str, user: str | None
 ) -> None:
-    done = _run("login", "--bundle", bundle_dir, "--cache-dir", tmp_path, "--image", faces / photo)
+    done = _run(
+        "login", "--no-liveness", "--bundle", bundle_dir, "--cache-dir", tmp_path, "--image", faces / photo
+    )
     assert done.returncode == code, done.stderr
     result = json.loads(done.stdout)
     assert (result["decision"], result["user"]) == (decision, user)
@@ -89,6 +92,7 @@ def test_login_json_and_exit_code(
 def test_login_errors_exit_2(tmp_path: Path, faces: Path) -> None:
     done = _run(
         "login",
+        "--no-liveness",
         "--bundle",
         tmp_path / "none",
         "--cache-dir",
@@ -110,6 +114,7 @@ def test_truncated_bundle_fallback_is_said_on_stderr(bundle_dir: Path, faces: Pa
     published = Path(shutil.copytree(bundle_dir, tmp_path / "published"))
     args = (
         "login",
+        "--no-liveness",
         "--bundle",
         published,
         "--cache-dir",
@@ -136,7 +141,16 @@ def test_serve_answers_several_requests_in_one_process(bundle_dir: Path, faces: 
         {"id": 5, "image": str(faces / "probes/Alex_Lacamoire.jpg")},
     ]
     stdin = "".join(json.dumps(r) + "\n" for r in requests) + "this is not json\n"
-    done = _run("login", "--serve", "--bundle", bundle_dir, "--cache-dir", tmp_path / "cache", stdin=stdin)
+    done = _run(
+        "login",
+        "--no-liveness",
+        "--serve",
+        "--bundle",
+        bundle_dir,
+        "--cache-dir",
+        tmp_path / "cache",
+        stdin=stdin,
+    )
     assert done.returncode == 0, done.stderr
     answers = [json.loads(line) for line in done.stdout.splitlines()]
     assert [a.get("id") for a in answers] == [1, 2, 3, 4, 5, None]
@@ -176,7 +190,14 @@ def test_calibrate_writes_threshold_and_plot_used_by_login(
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
 
     login = _run(
-        "login", "--bundle", published, "--cache-dir", tmp_path / "c", "--image", faces / "probes/Obama.jpg"
+        "login",
+        "--no-liveness",
+        "--bundle",
+        published,
+        "--cache-dir",
+        tmp_path / "c",
+        "--image",
+        faces / "probes/Obama.jpg",
     )
     result = json.loads(login.stdout)
     assert (result["threshold"], result["threshold_source"]) == (0.6, "calibrated")
@@ -253,3 +274,26 @@ def test_calibrate_plot_without_matplotlib_fails_before_writing(bundle_dir: Path
     assert done.returncode == 2, done.stdout + done.stderr
     assert "the plot needs matplotlib" in done.stderr
     assert not (published / "calibration.json").exists() and not plot.exists()
+
+
+def test_a_still_image_is_a_test_mode_that_needs_no_liveness_said_out_loud(
+    bundle_dir: Path, faces: Path, tmp_path: Path
+) -> None:
+    probe = str(faces / "probes" / "Obama.jpg")
+    args = ["login", "--bundle", str(bundle_dir), "--cache-dir", str(tmp_path), "--image", probe]
+    refused = CliRunner().invoke(app, args, env={"FACELOGIN_LIVENESS": ""})
+    assert refused.exit_code == 2
+    assert "cannot show a live person" in refused.output and "--no-liveness" in refused.output
+    assert "FACELOGIN_LIVENESS=challenge" in refused.output
+
+    for how in ({"args": ["--no-liveness"], "env": {}}, {"args": [], "env": {"FACELOGIN_LIVENESS": "off"}}):
+        done = CliRunner().invoke(app, [*args, *how["args"]], env=how["env"])
+        assert done.exit_code == 0, done.output
+        result = json.loads(done.stdout)
+        assert result["user"] == "Obama"
+        assert result["liveness"] == {"mode": "off", "checked": False, "note": "liveness not checked"}
+        assert "liveness not checked" in done.stderr
+
+    typo = CliRunner().invoke(app, args, env={"FACELOGIN_LIVENESS": "yes"})
+    assert typo.exit_code == 2
+    assert "FACELOGIN_LIVENESS='yes': use challenge (the default) or off" in typo.output

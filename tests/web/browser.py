@@ -59,6 +59,22 @@ def write_y4m(photo: Path, out: Path, size: tuple[int, int] = (640, 480), frames
     return out
 
 
+def write_clip_y4m(frames: list[Path], out: Path, size: tuple[int, int] = (640, 480), fps: int = 10) -> Path:
+    """A y4m video of a recorded clip's frames, letterboxed to `size` (Chromium loops it)."""
+    width, height = size
+    half = (width // 2, height // 2)
+    with open(out, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for path in frames:
+            image = Image.open(path).convert("RGB")
+            image.thumbnail(size)
+            canvas = Image.new("RGB", size, (0, 0, 0))
+            canvas.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
+            y, cb, cr = canvas.convert("YCbCr").split()
+            fh.write(b"FRAME\n" + y.tobytes() + cb.resize(half).tobytes() + cr.resize(half).tobytes())
+    return out
+
+
 def launch(playwright: Any, executable: str, video: Path | None, allow_camera: bool = True) -> Any:
     """Chromium with a fake camera showing `video`; `allow_camera=False` answers the camera prompt "deny"."""
     args = list(CHROMIUM_FLAGS)
@@ -95,15 +111,26 @@ class WebServer:
         return self.log.read_text(errors="replace")
 
 
-def start_web(env: dict[str, str], log_dir: Path, timeout: float = 60.0) -> WebServer:
-    """`facelogin web` on a free loopback port with `env`; returns once /healthz answers."""
+def start_web(
+    env: dict[str, str], log_dir: Path, timeout: float = 60.0, forced_actions: str | None = None
+) -> WebServer:
+    """`facelogin web` on a free loopback port with `env`; returns once /healthz answers.
+
+    `forced_actions` (e.g. "blink") serves the same app through tests/web/forced_web.py instead, whose
+    challenges always ask for those actions: a recorded clip can then answer them. Production has
+    no way to do this: only a Python caller of `create_app` can replace the random draw.
+    """
     port = free_port()
     exe = Path(sys.executable).with_name("facelogin")
     log = log_dir / f"web-{port}.log"
+    if forced_actions is None:
+        command = [str(exe), "web", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        command = [sys.executable, "-m", "tests.web.forced_web", str(port), forced_actions]
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [str(exe), "web", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[2],
         )  # fmt: skip
     server = WebServer(process, port, log)
     deadline = time.monotonic() + timeout

@@ -69,6 +69,9 @@ def make_client(
         clock: Callable[[], float] | None = None,
         check_seconds: float = 0.0,
         sync: bool = True,
+        images: Path | None = None,
+        encoded: Encodings | None = None,
+        challenge_actions: Callable[[], tuple[str, ...]] | None = None,
         **overrides: Any,
     ) -> TestClient:
         given: dict[str, Any] = {
@@ -76,6 +79,9 @@ def make_client(
             "mongodb_uri": SecretStr(nx.uri),
             "database": database,
             "admin_token": SecretStr(ADMIN_TOKEN),
+            # These tests log in with still photos to exercise sessions, images and records; the
+            # default, liveness challenges, has its own tests with recorded clips (test_liveness.py).
+            "liveness": "off",
         }
         settings = Settings(**(given | overrides))
         if store == "s3":
@@ -84,8 +90,20 @@ def make_client(
                 monkeypatch.setenv(key, value)
             settings = settings.model_copy(update={"bucket": request.getfixturevalue("bucket")})
         if sync:
-            write_state(settings, faces / "images", encodings, ENROLLED if users is None else users)
-        extra = {"clock": clock} if clock is not None else {}
+            tree, known = (
+                (images, encoded)
+                if images is not None and encoded is not None
+                else (faces / "images", encodings)
+            )
+            write_state(
+                settings,
+                tree,
+                known,
+                (ENROLLED if images is None else sorted(known)) if users is None else users,
+            )
+        extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        if challenge_actions is not None:
+            extra["challenge_actions"] = challenge_actions
         client = stack.enter_context(TestClient(create_app(settings, check_seconds=check_seconds, **extra)))
         client.settings = settings  # type: ignore[attr-defined]
         return client

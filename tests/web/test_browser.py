@@ -26,15 +26,27 @@ from facelogin.adapters.embedded import NxServer
 from facelogin.settings import AwsAccess, Settings
 from tests.conftest import AWS_ENV, s3_for
 from tests.servers import MotoServer
-from tests.web.browser import WebServer, chromium_path, clean_env, launch, start_web, write_y4m
+from tests.web.browser import (
+    WebServer,
+    chromium_path,
+    clean_env,
+    launch,
+    start_web,
+    write_clip_y4m,
+    write_y4m,
+)
 from tests.web.conftest import ENROLLED, LEFT_OUT
-from tests.web.synced import Encodings, write_state
+from tests.web.synced import Encodings, encode_tree, write_state
 
 pytestmark = pytest.mark.slow
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # Set to a directory (e.g. docs) to keep this run's screenshots there; they are always taken.
 SCREENSHOTS_ENV = "FACELOGIN_SCREENSHOTS"
+TRY_AGAIN = """() => {
+    const button = document.getElementById('start');
+    return !button.hidden && button.textContent === 'Try again';
+}"""
 PROFILE_LOADED = """() => {
     const image = document.getElementById('profile-image');
     return image !== null && image.complete && image.naturalWidth > 0;
@@ -89,7 +101,9 @@ def embedded_site(
     root = tmp_path_factory.mktemp("embedded")
     state = root / "state"
     write_state(Settings(state_dir=state), faces / "images", encodings, ENROLLED)
-    env = clean_env(root / "home", FACELOGIN_STATE_DIR=str(state))
+    # Still photos as the camera: these tests are about sessions and images, so liveness is off here;
+    # the liveness tests below run the default.
+    env = clean_env(root / "home", FACELOGIN_STATE_DIR=str(state), FACELOGIN_LIVENESS="off")
     server = start_web(env, root)
     yield Site("embedded", server, env)
     server.stop()
@@ -114,6 +128,7 @@ def s3_site(
         "FACELOGIN_MONGODB_URI": nx.uri,
         "FACELOGIN_DATABASE": database,
         "FACELOGIN_URL_MODE": "presigned",
+        "FACELOGIN_LIVENESS": "off",
     }
     env = clean_env(root / "home", **AWS_ENV, AWS_ENDPOINT_URL=moto.url, **settings)
     access = AwsAccess(
@@ -147,6 +162,7 @@ def log_in(playwright: Any, chromium: str, site: Site, video: Path) -> tuple[Any
     page.on("response", lambda response: statuses.setdefault(response.url, response.status))
     start = time.perf_counter()
     page.goto(f"{site.url}/login")
+    page.click("#start")
     page.wait_for_url("**/profile", timeout=30_000)
     page.wait_for_function(PROFILE_LOADED, timeout=15_000)
     return browser, page, statuses, time.perf_counter() - start
@@ -158,7 +174,8 @@ def refused(playwright: Any, chromium: str, site: Site, video: Path | None, allo
     try:
         page = browser.new_page()
         page.goto(f"{site.url}/login")
-        page.wait_for_selector("#retry:not([hidden])", timeout=30_000)
+        page.click("#start")
+        page.wait_for_function(TRY_AGAIN, timeout=30_000)
         assert page.url.endswith("/login")
         return str(page.inner_text("#status"))
     finally:
@@ -244,7 +261,7 @@ def test_a_login_at_the_pi_shows_on_the_web_profile(
     facelogin = Path(sys.executable).with_name("facelogin")
     env = embedded_site.env | {"FACELOGIN_RECORD_LOGINS": "1"}
     done = subprocess.run(
-        [str(facelogin), "login", "--image", str(faces / "probes" / "Obama.jpg")],
+        [str(facelogin), "login", "--no-liveness", "--image", str(faces / "probes" / "Obama.jpg")],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -276,6 +293,7 @@ def test_screenshots_of_the_login_and_profile_pages(
 
         page.route("**/login", hold)
         page.goto(f"{embedded_site.url}/login")
+        page.click("#start")
         page.wait_for_url("**/profile", timeout=30_000)
         page.wait_for_function(PROFILE_LOADED, timeout=15_000)
         page.screenshot(path=str(profile_png), full_page=True)
@@ -287,3 +305,93 @@ def test_screenshots_of_the_login_and_profile_pages(
     if keep:
         for png in (login_png, profile_png):
             shutil.copy(png, Path(keep) / png.name)
+
+
+@pytest.fixture(scope="module")
+def people(faces: Path) -> Encodings:
+    return encode_tree(faces / "liveness" / "people")
+
+
+def _liveness_site(
+    name: str,
+    faces: Path,
+    people: Encodings,
+    nx: NxServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    forced_actions: str | None,
+) -> Iterator[Site]:
+    """The liveness people enrolled, liveness on (the default), MongoDB on nx-27017."""
+    root = tmp_path_factory.mktemp(name)
+    database = f"facelogin_{uuid.uuid4().hex[:12]}"
+    write_state(
+        Settings(state_dir=root / "state", mongodb_uri=nx.uri, database=database),
+        faces / "liveness" / "people", people,
+    )  # fmt: skip
+    env = clean_env(
+        root / "home", FACELOGIN_STATE_DIR=str(root / "state"), FACELOGIN_MONGODB_URI=nx.uri,
+        FACELOGIN_DATABASE=database,
+    )  # fmt: skip
+    server = start_web(env, root, forced_actions=forced_actions)
+    yield Site(name, server, env)
+    server.stop()
+    with MongoClient(nx.uri) as client:
+        client.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def live_site(
+    chromium: str, faces: Path, people: Encodings, nx: NxServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    yield from _liveness_site("live", faces, people, nx, tmp_path_factory, None)
+
+
+@pytest.fixture(scope="module")
+def blink_site(
+    chromium: str, faces: Path, people: Encodings, nx: NxServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """Every challenge asks for a blink (tests/web/forced_web.py), so a recorded blink can answer it."""
+    yield from _liveness_site("blink", faces, people, nx, tmp_path_factory, "blink")
+
+
+def test_a_photo_held_to_the_camera_is_refused_with_the_liveness_reason(
+    playwright: Any, chromium: str, live_site: Site, faces: Path, tmp_path: Path
+) -> None:
+    """The enrolled person's own photo as the camera: the page prompts, captures, and is told no."""
+    photo = sorted((faces / "liveness" / "people" / "lp_d13").glob("*.jpg"))[0]
+    video = write_y4m(photo, tmp_path / "photo.y4m", frames=20)
+    browser = launch(playwright, chromium, video)
+    try:
+        page = browser.new_page()
+        page.goto(f"{live_site.url}/login")
+        assert page.is_hidden("#prompt")
+        page.click("#start")
+        page.wait_for_selector("#prompt:not([hidden])", timeout=15_000)
+        words = page.inner_text("#words")
+        assert words.startswith(("Blink once", "Turn your head"))
+        page.wait_for_function(TRY_AGAIN, timeout=40_000)
+        said = page.inner_text("#status")
+        assert said.startswith(("We did not see you", "We could not see your head turn", "We saw a still"))
+        assert page.url.endswith("/login")
+        assert not [c for c in page.context.cookies() if c["name"] == "facelogin_session"]
+    finally:
+        browser.close()
+    assert "logged in without a liveness check" not in live_site.server.output()
+
+
+def test_a_recorded_blink_answers_a_blink_challenge_and_reaches_the_profile(
+    playwright: Any, chromium: str, blink_site: Site, faces: Path, tmp_path: Path
+) -> None:
+    frames = sorted((faces / "liveness" / "clips" / "lp_d13__blink__1").glob("frame_*.jpg"))
+    video = write_clip_y4m(frames, tmp_path / "blink.y4m")
+    browser = launch(playwright, chromium, video)
+    try:
+        page = browser.new_page()
+        page.goto(f"{blink_site.url}/login")
+        page.click("#start")
+        page.wait_for_selector("#prompt:not([hidden])", timeout=15_000)
+        assert page.inner_text("#words") == "Blink once"
+        page.wait_for_url("**/profile", timeout=40_000)
+        page.wait_for_function(PROFILE_LOADED, timeout=15_000)
+        assert page.inner_text("#username") == "lp_d13"
+    finally:
+        browser.close()

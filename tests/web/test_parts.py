@@ -98,6 +98,7 @@ def test_a_login_event_names_the_user_only_when_accepted() -> None:
         "bundle": "abc",
         "source": "pi",
         "client": "pi-door",
+        "liveness": {"mode": "off"},
     }
     accepted = {**result, "decision": "accepted", "user": "Obama", "reason": None}
     assert login_event(accepted, "web", None, now)["user"] == "Obama"

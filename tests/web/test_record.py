@@ -23,7 +23,7 @@ FACELOGIN = Path(sys.executable).with_name("facelogin")
 
 
 def login_cli(env: dict[str, str], *args: str) -> Any:
-    return CliRunner().invoke(app, ["login", *args], env=env)
+    return CliRunner().invoke(app, ["login", "--no-liveness", *args], env=env)
 
 
 def test_a_pi_login_is_recorded_and_shows_on_the_web_profile(
@@ -68,7 +68,8 @@ def test_serve_records_each_decision_after_answering_it(
         json.dumps({"image": str(faces / p)}) for p in ("probes/Obama.jpg", "groups/kit_with_rose.jpg")
     )
     served = CliRunner().invoke(
-        app, ["login", "--serve", "--bundle", str(settings.bundle_dir), "--cache-dir", str(tmp_path / "c")],
+        app, ["login", "--no-liveness", "--serve", "--bundle", str(settings.bundle_dir),
+              "--cache-dir", str(tmp_path / "c")],
         env=env, input=requests + "\n",
     )  # fmt: skip
     assert served.exit_code == 0, served.output
@@ -99,7 +100,7 @@ def test_without_the_setting_a_login_imports_nothing_of_mongodb(
     code = (
         "import sys\n"
         "from facelogin.cli import app\n"
-        f"sys.argv = ['facelogin', 'login', '--bundle', {str(settings.bundle_dir)!r}, "
+        f"sys.argv = ['facelogin', 'login', '--no-liveness', '--bundle', {str(settings.bundle_dir)!r}, "
         f"'--cache-dir', {str(tmp_path / 'c')!r}, '--image', {str(faces / 'probes' / 'Obama.jpg')!r}]\n"
         "try:\n    app()\nexcept SystemExit:\n    pass\n"
         "print([m for m in ('pymongo', 'pydantic_settings', 'facelogin.audit') if m in sys.modules])\n"

@@ -54,6 +54,7 @@ def doctor(
     checks += _prefect()
     checks.append(_guarded(_bundle, settings))
     checks += _login_modules()
+    checks.append(_liveness(settings))
     checks.append(_camera())
     failed = any(c.status == FAIL for c in checks)
     if as_json:
@@ -267,6 +268,33 @@ def _login_modules() -> list[Check]:
             )
         ]
     return [Check("login modules", PASS, "dlib and its models found")]
+
+
+def _liveness(settings: Any) -> Check:
+    """Liveness on (a challenge at every login) or off (a photo logs in): off is a WARN, never hidden."""
+    import os
+
+    mode = settings.liveness if settings is not None else os.environ.get("FACELOGIN_LIVENESS", "challenge")
+    if mode == "off":
+        return Check(
+            "liveness",
+            WARN,
+            "off (FACELOGIN_LIVENESS=off): a photo of an enrolled person logs in as them, on the web "
+            "and at the Pi",
+            "unset FACELOGIN_LIVENESS (or set it to challenge) so every login asks for a blink or a turn",
+        )
+    from facelogin.faces import models_dir
+    from facelogin.login.burst import LANDMARKS_68
+
+    folder = models_dir()
+    if folder is None or not (folder / LANDMARKS_68).is_file():
+        return Check(
+            "liveness",
+            FAIL,
+            f"challenge, but {LANDMARKS_68} (face_recognition_models) is missing",
+            "pip install --force-reinstall face_recognition_models",
+        )
+    return Check("liveness", PASS, "challenge: every login answers a blink or head-turn challenge")
 
 
 def on_a_pi() -> bool:

@@ -95,11 +95,29 @@ def login(
             show_default="0, then 1 when no face is found",
         ),
     ] = None,
+    no_liveness: Annotated[
+        bool,
+        typer.Option(
+            "--no-liveness",
+            help="Decide on the face alone, without a challenge: a photo passes. For testing with "
+            "--image, --video or --serve; FACELOGIN_LIVENESS=off does the same for every login.",
+        ),
+    ] = False,
+    mirrored: Annotated[
+        bool, typer.Option("--mirrored", help="The camera's frames are mirrored (a selfie view).")
+    ] = False,
+    speak: Annotated[
+        bool, typer.Option("--speak", help="Also say the prompts aloud (espeak-ng, espeak or spd-say).")
+    ] = False,
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON output.")] = False,
 ) -> None:
     """Decide who is in front of the camera (or in images, or a video): one JSON object on stdout.
 
-    Exit code 0 accepted, 1 rejected (unknown, no face, several faces, ...), 2 error.
+    At the camera the person answers a one-time challenge (blink, turn the head) printed on the
+    terminal, so a photo held to the camera is refused. --image, --video and --serve decide on
+    recorded pictures: they are test modes that need --no-liveness while liveness is required.
+
+    Exit code 0 accepted, 1 rejected (unknown, no face, several faces, no live person, ...), 2 error.
     """
     from facelogin.extras import missing_module_hint
 
@@ -116,6 +134,21 @@ def login(
         _usage_error("give one of --image, --video, --camera or --serve")
     if not sources and not serve:
         _usage_error("give one of --image, --video, --camera or --serve")
+
+    liveness = _liveness_mode(no_liveness)
+    if liveness == "challenge" and camera is None:
+        given = "--image" if image else "--video" if video is not None else "--serve"
+        _usage_error(
+            f"{given} decides on recorded pictures, which cannot show a live person, and liveness is "
+            "required (FACELOGIN_LIVENESS=challenge): log in at the camera (--camera N), or add "
+            "--no-liveness to test the face match alone"
+        )
+    if liveness == "off":
+        typer.secho(
+            "facelogin login: liveness not checked: a photo of an enrolled person passes as them",
+            fg="yellow",
+            err=True,
+        )
 
     options = core.LoginOptions(
         threshold=threshold, margin=margin, height=height, upsample=upsample, frames=frames, agree=agree
@@ -136,9 +169,14 @@ def login(
             result = auth.decide(core.image_frames(image, height), len(image), min(agree, len(image)))
         elif video is not None:
             result = auth.decide(core.video_frames(video, height), frames, agree)
+        elif liveness == "challenge":
+            assert camera is not None
+            result = _live(core, auth, camera, mirrored, speak)
         else:
             assert camera is not None
             result = auth.decide(core.camera_frames(camera, height), frames, agree)
+        if liveness == "off":
+            result["liveness"] = {"mode": "off", "checked": False, "note": "liveness not checked"}
         result["ms"] = {**setup_ms, **result["ms"]}
     except (core.LoginError, BundleError) as exc:
         typer.echo(f"facelogin login: {exc}", err=True)
@@ -154,6 +192,38 @@ def login(
     with record:
         record(result)
     raise typer.Exit(core.exit_code(result))
+
+
+def _liveness_mode(no_liveness: bool) -> str:
+    """FACELOGIN_LIVENESS (challenge, the default, or off), read without loading the settings."""
+    import os
+
+    if no_liveness:
+        return "off"
+    mode = os.environ.get("FACELOGIN_LIVENESS", "challenge").strip().lower() or "challenge"
+    if mode not in {"challenge", "off"}:
+        _usage_error(f"FACELOGIN_LIVENESS={mode!r}: use challenge (the default) or off")
+    return mode
+
+
+def _live(core: Any, auth: Any, camera: int, mirrored: bool, speak: bool) -> dict[str, Any]:
+    """The challenge at the camera: prompts on stderr (stdout is the JSON answer), spoken if asked."""
+    from facelogin.login.burst import FRAME_HEIGHT
+    from facelogin.login.live import live_login, speaker
+
+    voice = speaker() if speak else None
+    if speak and voice is None:
+        typer.echo(
+            "facelogin login: --speak: no espeak-ng, espeak or spd-say found; prompts are printed", err=True
+        )
+    auth.load_liveness()
+
+    def prompt(action: str, words: str, seconds: float) -> None:
+        typer.secho(f">>> {words.upper()} ({seconds:.0f} s)", bold=True, err=True)
+        if voice is not None:
+            voice(words)
+
+    return live_login(auth, core.camera_frames(camera, FRAME_HEIGHT), prompt, mirrored=mirrored)
 
 
 class _NoRecorder:

@@ -52,6 +52,13 @@ def web(
     if problem := _cannot_listen(host, port):
         fail("web", problem, False)
     settings = load_settings("web", False)
+    if settings.liveness == "off":
+        typer.secho(
+            "warning: FACELOGIN_LIVENESS=off: a photo of an enrolled person logs in as them "
+            "(unset it to ask every login for a blink or a head turn)",
+            fg="yellow",
+            err=True,
+        )
 
     import uvicorn
 

@@ -3,7 +3,10 @@
 Routes:
     GET  /                                  to the profile when logged in, else to the login page
     GET  /login                             the camera login page
-    POST /login                             {"frames": [data URLs]} -> accepted (session cookie) or why not
+    POST /login/challenge                   a one-time liveness challenge: {"id", "actions", ...}
+    POST /login                             {"challenge": id, "frames": [{"t": ms, "image": data URL}]}
+                                            -> accepted (session cookie) or why not, in words
+                                            (with FACELOGIN_LIVENESS=off: {"frames": [data URLs]})
     POST /logout                            ends the session
     GET  /profile                           the logged-in user's profile page
     GET  /users/{username}/image            a thumbnail from the store, to its owner (or the admin token)
@@ -45,9 +48,18 @@ from facelogin.adapters.catalog import Catalog, failure_message
 from facelogin.adapters.connect import open_store
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, mongo_client
 from facelogin.adapters.store import MissingObject, ObjectStore, StoreError
+from facelogin.login.challenge import ChallengeRefused, ChallengeStore, draw_actions
 from facelogin.settings import Settings
 from facelogin.web import sessions
-from facelogin.web.engine import BadFrames, Engine, FrameLimits, NoBundle, decode_frames, message_for
+from facelogin.web.engine import (
+    BadFrames,
+    Engine,
+    FrameLimits,
+    NoBundle,
+    decode_burst,
+    decode_frames,
+    message_for,
+)
 from facelogin.web.limits import AttemptLimiter
 from facelogin.web.profile import ProfileImage, profile_image
 
@@ -56,6 +68,11 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 WINDOW = 60.0  # seconds over which FACELOGIN_WEB_ATTEMPTS are counted
 RECENT_LOGINS = 5
+LIVENESS_OFF = (
+    "FACELOGIN_LIVENESS=off: a photo of an enrolled person logs in as them; set it to `challenge` "
+    "(the default) to ask for a blink or a head turn"
+)
+BURST_BODY_LIMIT = 16_000_000  # bytes: a 4 s burst of 640x480 JPEGs is 1-3 MB
 
 
 @dataclass
@@ -71,6 +88,11 @@ class Site:
     limits: FrameLimits
     templates: Jinja2Templates
     clock: Callable[[], float]
+    challenges: ChallengeStore
+
+    @property
+    def liveness(self) -> bool:
+        return self.settings.liveness == "challenge"
 
     def session(self, request: Request) -> sessions.Session | None:
         return sessions.verify(request.cookies.get(sessions.COOKIE), self.key, self.clock())
@@ -88,11 +110,14 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     check_seconds: float = 2.0,
+    challenge_actions: Callable[[], tuple[str, ...]] | None = None,
 ) -> Starlette:
     """The app for `settings`, which must name a MongoDB (`facelogin web` starts the embedded one).
 
     `bundle` is where the login reads the encodings (default: where the sync publishes them on this
     machine, settings.bundle_dir); it is looked at again for a new version every `check_seconds`.
+    `challenge_actions` replaces the random draw of each challenge's actions: for tests that play a
+    recorded clip, set from Python only (`facelogin web` never passes it; no setting reaches it).
     """
     uri = settings.mongodb()
     if not uri:
@@ -119,6 +144,7 @@ def create_app(
         ),
         templates=Jinja2Templates(directory=HERE / "templates"),
         clock=clock,
+        challenges=ChallengeStore(clock, actions=challenge_actions or draw_actions),
     )
 
     @asynccontextmanager
@@ -127,6 +153,10 @@ def create_app(
         status = await run_in_threadpool(site.engine.status)
         if not status["ready"]:
             log.warning("%s", status["problem"])
+        if site.liveness:
+            await run_in_threadpool(site.engine.load_liveness)
+        else:
+            log.warning(LIVENESS_OFF)
         try:
             await run_in_threadpool(site.catalog.ensure_login_indexes)
         except PyMongoError as exc:
@@ -137,6 +167,7 @@ def create_app(
         Route("/", _threaded(home, site), name="home"),
         Route("/login", _threaded(login_page, site), methods=["GET"], name="login"),
         Route("/login", _bound(login_post, site), methods=["POST"], name="login_post"),
+        Route("/login/challenge", _bound(challenge_post, site), methods=["POST"], name="login_challenge"),
         Route("/logout", _bound(logout, site), methods=["POST"], name="logout"),
         Route("/profile", _threaded(profile_page, site), name="profile"),
         Route("/users/{username}/image", _threaded(user_image, site), name="user_image"),
@@ -222,6 +253,7 @@ def login_page(site: Site, request: Request) -> Response:
         "status": status,
         "username": session.username if session else None,
         "frames": site.limits.most,
+        "liveness": site.liveness,
         "notice": _NOTICES.get(request.query_params.get("notice", "")),
     }
     return site.templates.TemplateResponse(request, "login.html", context, status_code=200)
@@ -232,6 +264,18 @@ _NOTICES = {
     "gone": "Your account is no longer enrolled.",
     "logged-out": "You are logged out.",
 }
+
+
+async def challenge_post(site: Site, request: Request) -> Response:
+    """A one-time challenge for the login page (or any client) to answer with a burst of frames."""
+    if not site.liveness:
+        return JSONResponse({"error": "liveness is off here: post frames to /login"}, status_code=404)
+    try:
+        await run_in_threadpool(site.engine.authenticator)
+    except NoBundle as exc:
+        return JSONResponse({"error": f"Login is not available: {exc}."}, status_code=503)
+    challenge = site.challenges.issue()
+    return JSONResponse(challenge.public(site.clock()))
 
 
 async def login_post(site: Site, request: Request) -> Response:
@@ -251,7 +295,10 @@ async def login_post(site: Site, request: Request) -> Response:
         await run_in_threadpool(site.engine.authenticator)
     except NoBundle as exc:
         return JSONResponse({"error": f"Login is not available: {exc}."}, status_code=503)
-    limit = site.limits.most * (site.limits.max_bytes * 4 // 3 + 64) + 1024
+    if site.liveness:
+        limit = BURST_BODY_LIMIT
+    else:
+        limit = site.limits.most * (site.limits.max_bytes * 4 // 3 + 64) + 1024
     try:
         body = await _read_capped(request, limit)
     except BadFrames as exc:
@@ -259,16 +306,18 @@ async def login_post(site: Site, request: Request) -> Response:
     try:
         sent = json.loads(body)
         if not isinstance(sent, dict):
-            raise BadFrames('send a JSON object: {"frames": [...]}')
-        height = login.LoginOptions().height
-        frames = await run_in_threadpool(decode_frames, sent.get("frames"), site.limits, height)
+            raise BadFrames('send a JSON object: {"challenge": id, "frames": [...]}')
+        if site.liveness:
+            result = await _decide_burst(site, sent)
+        else:
+            height = login.LoginOptions().height
+            frames = await run_in_threadpool(decode_frames, sent.get("frames"), site.limits, height)
+            result = await run_in_threadpool(site.engine.decide, frames, site.limits.agree)
+            result["liveness"] = {"mode": "off"}
     except json.JSONDecodeError:
         return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
     except BadFrames as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
-
-    try:
-        result = await run_in_threadpool(site.engine.decide, frames, site.limits.agree)
     except NoBundle as exc:
         return JSONResponse({"error": f"Login is not available: {exc}."}, status_code=503)
     now = site.clock()
@@ -280,21 +329,11 @@ async def login_post(site: Site, request: Request) -> Response:
         if accepted:  # no session that the profile page could not show, and no login left unrecorded
             raise
         log.warning("login not recorded: %s", failure_message(exc, site.catalog.where))
-    answer = {
-        "decision": result["decision"],
-        "user": result["user"],
-        "reason": result["reason"],
-        "message": message_for(result),
-        "distance": result["distance"],
-        "margin": result["margin"],
-        "frames": result["frames"],
-        "faces": result["faces"],
-        "threshold": result["threshold"],
-        "bundle": result["bundle"]["version"],
-        "ms": result["ms"],
-    }
+    answer = public_answer(result)
     if not accepted:
         return JSONResponse(answer, status_code=403)
+    if not site.liveness:
+        log.warning("%s logged in without a liveness check: %s", result["user"], LIVENESS_OFF)
     session = sessions.Session(result["user"], login_id, now, now + site.settings.session_minutes * 60)
     response = JSONResponse({**answer, "redirect": str(request.url_for("profile"))})
     response.set_cookie(
@@ -307,6 +346,44 @@ async def login_post(site: Site, request: Request) -> Response:
         samesite="lax",
     )
     return response
+
+
+async def _decide_burst(site: Site, sent: dict[str, Any]) -> dict[str, Any]:
+    """Take the challenge the burst answers (once only), then decide on its frames."""
+    try:
+        challenge = site.challenges.take(sent.get("challenge"))
+    except ChallengeRefused as exc:
+        return {
+            "decision": "rejected",
+            "user": None,
+            "reason": "challenge",
+            "liveness": {"mode": "challenge", "passed": False, "check": "challenge", "detail": exc.reason},
+        }
+    pixels, times = await run_in_threadpool(decode_burst, sent.get("frames"), site.limits)
+    window = site.clock() - challenge.issued
+    return await run_in_threadpool(site.engine.decide_burst, challenge.actions, pixels, times, window)
+
+
+def public_answer(result: dict[str, Any]) -> dict[str, Any]:
+    """What a client that has not logged in is told: the decision and what to do, in words; never a
+    distance, margin, threshold or count an attacker could climb."""
+    live = result.get("liveness") or {}
+    answer: dict[str, Any] = {
+        "decision": result["decision"],
+        "user": result["user"],
+        "reason": result["reason"],
+        "message": message_for(result),
+    }
+    if live.get("mode") == "challenge":
+        answer["liveness"] = {
+            "checked": True,
+            "passed": bool(live.get("passed")),
+            "check": live.get("check"),
+            "seen": [a["action"] for a in live.get("actions", []) if a.get("seen")],
+        }
+    else:
+        answer["liveness"] = {"checked": False}
+    return answer
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,8 @@ from facelogin import login
 from facelogin.adapters.store import MissingObject
 from facelogin.bundle import BundleError, key_for, parse_manifest
 from facelogin.imaging import PhotoError, decode_photo
+from facelogin.login.burst import FRAME_HEIGHT, MOST_FRAMES
+from facelogin.login.liveness import MESSAGES as LIVENESS_MESSAGES
 from facelogin.login.match import AMBIGUOUS, DISAGREE, NO_FACE, SEVERAL_FACES, UNKNOWN
 from facelogin.login.source import CALIBRATION, BundleSource
 
@@ -59,7 +63,8 @@ class BadFrames(ValueError):
 def message_for(result: dict[str, Any]) -> str:
     if result["decision"] == "accepted":
         return f"Welcome, {result['user']}."
-    return MESSAGES.get(str(result.get("reason")), f"Not accepted: {result.get('reason')}.")
+    reason = str(result.get("reason"))
+    return LIVENESS_MESSAGES.get(reason) or MESSAGES.get(reason) or f"Not accepted: {reason}."
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,45 @@ class FrameLimits:
     agree: int  # k: frames that must agree (and so the fewest a request may send)
     max_bytes: int  # one encoded frame
     max_pixels: int  # one decoded frame, from its header
+
+
+def _image_bytes(text: str, index: int, limits: FrameLimits) -> bytes:
+    for prefix in _DATA_URL_PREFIXES:
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    if len(text) > limits.max_bytes * 4 // 3 + 4:
+        raise BadFrames(f"frame {index + 1} is larger than {limits.max_bytes:,} bytes", 413)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadFrames(f"frame {index + 1} is not base64") from None
+    if len(data) > limits.max_bytes:
+        raise BadFrames(f"frame {index + 1} is larger than {limits.max_bytes:,} bytes", 413)
+    return data
+
+
+def decode_burst(sent: Any, limits: FrameLimits) -> tuple[list[np.ndarray], list[float]]:
+    """A liveness burst: `[{"t": capture time in ms, "image": data URL}, ...]` -> pixels and seconds."""
+    if not isinstance(sent, list) or not all(isinstance(f, dict) for f in sent):
+        raise BadFrames('send {"challenge": id, "frames": [{"t": ms, "image": data URL}, ...]}')
+    if len(sent) > MOST_FRAMES:
+        raise BadFrames(f"too many frames: {len(sent)}, at most {MOST_FRAMES} per login", 413)
+    pixels, times = [], []
+    for index, frame in enumerate(sent):
+        t, text = frame.get("t"), frame.get("image")
+        if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
+            raise BadFrames(f"frame {index + 1} has no capture time (t, in ms)")
+        if not isinstance(text, str):
+            raise BadFrames(f"frame {index + 1} has no image")
+        data = _image_bytes(text, index, limits)
+        try:
+            image = decode_photo(data, max_height=FRAME_HEIGHT, max_pixels=limits.max_pixels)
+        except PhotoError as exc:
+            raise BadFrames(f"frame {index + 1}: {exc}") from None
+        pixels.append(np.ascontiguousarray(np.asarray(image)))
+        times.append(float(t) / 1000.0)
+    return pixels, times
 
 
 def decode_frames(sent: Any, limits: FrameLimits, height: int) -> list[login.Frame]:
@@ -80,18 +124,7 @@ def decode_frames(sent: Any, limits: FrameLimits, height: int) -> list[login.Fra
         raise BadFrames(f"too few frames: {len(sent)}, at least {limits.agree} (frames that must agree)")
     frames = []
     for index, text in enumerate(sent):
-        for prefix in _DATA_URL_PREFIXES:
-            if text.startswith(prefix):
-                text = text[len(prefix) :]
-                break
-        if len(text) > limits.max_bytes * 4 // 3 + 4:
-            raise BadFrames(f"frame {index + 1} is larger than {limits.max_bytes:,} bytes", 413)
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadFrames(f"frame {index + 1} is not base64") from None
-        if len(data) > limits.max_bytes:
-            raise BadFrames(f"frame {index + 1} is larger than {limits.max_bytes:,} bytes", 413)
+        data = _image_bytes(text, index, limits)
         try:
             image = decode_photo(data, max_height=height or None, max_pixels=limits.max_pixels)
         except PhotoError as exc:
@@ -200,8 +233,21 @@ class Engine:
             "threshold_source": auth.threshold_source,
         }
 
+    def load_liveness(self) -> None:
+        """Load the landmark model now (~0.5 s), not on the first person's login."""
+        with contextlib.suppress(NoBundle):  # else loaded with the first bundle
+            self.authenticator().load_liveness()
+
     def decide(self, frames: list[login.Frame], agree: int) -> dict[str, Any]:
         """`facelogin login`'s result for these frames: n = the frames sent, k = `agree`."""
         auth = self.authenticator()
         with self._deciding:
             return auth.decide(frames, len(frames), agree)
+
+    def decide_burst(
+        self, actions: tuple[str, ...], pixels: list[np.ndarray], times: list[float], window: float
+    ) -> dict[str, Any]:
+        """The liveness decision on a burst answering a challenge of `actions`, captured within `window` s."""
+        auth = self.authenticator()
+        with self._deciding:
+            return auth.decide_burst(actions, pixels, times, window)
