@@ -22,6 +22,8 @@ RENAMED = {
 # Old names that no longer do anything, and why.
 RETIRED = {
     "retry_delay": "task retries back off 0.5, 1, 2, 4 s ... with jitter, declared with each task",
+    "web_attempts": "failed web logins are limited per address and per account, with back-off "
+    "(README: login limits)",
 }
 
 
@@ -153,7 +155,15 @@ class Settings(BaseSettings):
         description="Key that signs the web session cookie; unset: a random key kept in "
         "state_dir/web-secret (set it when several web processes serve one site).",
     )
-    session_minutes: int = Field(720, ge=1, le=60 * 24 * 30, description="A web session lasts this long.")
+    session_minutes: int = Field(
+        720,
+        ge=1,
+        le=60 * 24 * 30,
+        description="A web session ends this long after its login, whatever happens.",
+    )
+    session_idle_minutes: int = Field(
+        30, ge=1, le=60 * 24 * 30, description="A web session ends after this long without a request."
+    )
     admin_token: SecretStr | None = Field(
         None,
         description="Bearer token of the JSON API's admin side (any user's profile image URL); "
@@ -180,8 +190,27 @@ class Settings(BaseSettings):
     web_frame_pixels: int = Field(
         1920 * 1080, ge=10_000, description="Largest camera frame (width x height) a web login decodes."
     )
-    web_attempts: int = Field(
-        10, ge=1, description="Web login attempts allowed per client address per minute (then 429)."
+    web_workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Processes deciding web logins; default one per core; 0: in the web process.",
+    )
+    web_queue: int = Field(
+        48,
+        ge=0,
+        le=10_000,
+        description="Web logins that may wait for a worker; more are told to come back (503).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For / -Proto are believed (JSON list); "
+        "unset: none, the TCP peer is the client.",
+    )
+    public_origin: str | None = Field(
+        None,
+        description="This site's origin as browsers see it (https://login.example.org), when a proxy "
+        "changes the Host header; unset: taken from each request.",
     )
     record_logins: bool = Field(
         False,
@@ -327,6 +356,15 @@ class Settings(BaseSettings):
         )
         store = f"s3://{self.bucket}" if self.bucket else f"local directory {self.objects_dir}"
         return {"images": str(self.images), "store": store, "catalog": catalog}
+
+    def decision_workers(self) -> int:
+        """How many processes decide web logins: FACELOGIN_WEB_WORKERS, else one per usable core."""
+        import os
+
+        if self.web_workers is not None:
+            return self.web_workers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, cores or 1)
 
     @property
     def embedded_catalog(self) -> bool:

@@ -82,6 +82,8 @@ def make_client(
             # These tests log in with still photos to exercise sessions, images and records; the
             # default, liveness challenges, has its own tests with recorded clips (test_liveness.py).
             "liveness": "off",
+            # Decisions in the test process (the worker pool has its own tests): no processes to start.
+            "web_workers": 0,
         }
         settings = Settings(**(given | overrides))
         if store == "s3":

@@ -198,7 +198,7 @@ def test_obama_on_the_camera_logs_in_and_his_profile_image_loads(
         else:
             assert src == f"{site.url}/users/Obama/image?size=256"
         cookie = next(c for c in page.context.cookies() if c["name"] == "facelogin_session")
-        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read the session
     finally:
         browser.close()
@@ -393,5 +393,82 @@ def test_a_recorded_blink_answers_a_blink_challenge_and_reaches_the_profile(
         page.wait_for_url("**/profile", timeout=40_000)
         page.wait_for_function(PROFILE_LOADED, timeout=15_000)
         assert page.inner_text("#username") == "lp_d13"
+    finally:
+        browser.close()
+
+
+def _evil_site(html: str) -> tuple[Any, str]:
+    """Another site (another origin: localhost, another port) serving `html`."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://localhost:{server.server_address[1]}/"
+
+
+def test_a_page_on_another_site_can_neither_log_the_browser_out_nor_in(
+    playwright: Any, chromium: str, embedded_site: Site, videos: dict[str, Path], faces: Path
+) -> None:
+    """A real cross-site page: a text/plain form post to /logout and a no-cors fetch of JSON as text/plain
+    to /login. The server refuses both (415 before anything happens) and the session stays as it was."""
+    from tests.web.conftest import frame_urls
+
+    frames = json.dumps({"frames": frame_urls(faces / "images" / "Biden" / "biden_01.jpg")})
+    target = embedded_site.url
+    html = f"""<!doctype html><html><body>
+<form id="out" method="post" action="{target}/logout" enctype="text/plain">
+<input name='{{"a":"' value='"}}'></form>
+<script>
+fetch("{target}/login", {{method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{"Content-Type": "text/plain"}}, body: {json.dumps(frames)}}})
+  .finally(() => {{ document.title = "sent"; document.getElementById("out").submit(); }});
+</script></body></html>"""
+    evil, evil_url = _evil_site(html)
+    browser, page, _, _ = log_in(playwright, chromium, embedded_site, videos["Obama"])
+    try:
+        before = next(c for c in page.context.cookies() if c["name"] == "facelogin_session")
+        statuses: dict[str, int] = {}
+        page.on("response", lambda r: statuses.setdefault(r.url.split("?")[0], r.status))
+        with page.expect_navigation(url=f"{target}/logout", timeout=15_000):
+            page.goto(evil_url)
+        assert statuses.get(f"{target}/logout") == 415
+        after = next(c for c in page.context.cookies() if c["name"] == "facelogin_session")
+        assert after["value"] == before["value"]  # not logged in as Biden, not logged out
+        page.goto(f"{target}/profile")
+        assert page.inner_text("#username") == "Obama"
+    finally:
+        browser.close()
+        evil.shutdown()
+        evil.server_close()
+
+
+def test_log_out_ends_the_session_and_the_login_page_starts_nothing_by_itself(
+    playwright: Any, chromium: str, embedded_site: Site, videos: dict[str, Path]
+) -> None:
+    browser, page, _, _ = log_in(playwright, chromium, embedded_site, videos["Obama"])
+    try:
+        cookie = next(c for c in page.context.cookies() if c["name"] == "facelogin_session")
+        page.click("#logout")
+        page.wait_for_url("**/login?notice=logged-out", timeout=15_000)
+        assert page.inner_text("#notice") == "You are logged out."
+        page.wait_for_timeout(1500)  # long enough for a camera to have started, were it started
+        assert page.evaluate("document.getElementById('camera').srcObject") is None
+        assert page.inner_text("#start") == "Start" and page.url.endswith("/login?notice=logged-out")
+        page.context.add_cookies([cookie])  # a copy kept from before the logout...
+        page.goto(f"{embedded_site.url}/profile")
+        assert "/login" in page.url  # ...opens nothing
     finally:
         browser.close()

@@ -13,6 +13,7 @@ from pymongo.database import Database
 USERS = "users"
 FACES = "faces"
 LOGINS = "logins"
+SESSIONS = "sessions"
 SETTING = "FACELOGIN_MONGODB_URI"
 
 # What pymongo says when nothing listens at the address, or the host name does not resolve: a
@@ -69,6 +70,7 @@ class Catalog:
         self.users = db[USERS]
         self.faces = db[FACES]
         self.logins = db[LOGINS]
+        self.sessions = db[SESSIONS]
 
     def check(self) -> None:
         """The server answers. Refused, unresolvable or bad credentials: CatalogError at once."""
@@ -169,10 +171,14 @@ class Catalog:
         return len(ops)
 
     def remove_users(self, usernames: Iterable[str]) -> int:
-        ops = [DeleteOne({"username": name}) for name in usernames]
+        """Remove users, and end their web sessions: a removed user is logged out everywhere at once."""
+        names = list(usernames)
+        ops = [DeleteOne({"username": name}) for name in names]
         if not ops:
             return 0
-        return self.users.bulk_write(ops, ordered=False).deleted_count
+        removed = self.users.bulk_write(ops, ordered=False).deleted_count
+        self.sessions.delete_many({"user": {"$in": names}})
+        return removed
 
     def remove_encodings_except(self, keep: Iterable[str]) -> int:
         """Drop encodings of photos no longer enrolled: biometric data is not kept longer than needed."""

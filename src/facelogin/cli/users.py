@@ -47,6 +47,30 @@ def _catalog(command: str, settings: Any, as_json: bool) -> Iterator[Any]:
         fail(command, str(exc), as_json)
 
 
+def _end_sessions(settings: Any, username: str, as_json: bool) -> int | None:
+    """Log the removed user out of the web at once (their data goes with the sync); None when MongoDB
+    cannot be reached, which is said and does not stop the removal."""
+    from pymongo.errors import PyMongoError
+
+    from facelogin.adapters.catalog import CatalogError, failure_message
+    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog
+    from facelogin.adapters.embedded import EmbeddedServerError
+
+    try:
+        with catalog_server(settings) as running:
+            check_catalog(running)
+            ended = int(open_catalog(running).sessions.delete_many({"user": username}).deleted_count)
+    except (CatalogError, EmbeddedServerError, PyMongoError) as exc:
+        message = (
+            exc if not isinstance(exc, PyMongoError) else failure_message(exc, settings.where()["catalog"])
+        )
+        typer.secho(f"warning: {username}'s web sessions not ended: {message}", fg="yellow", err=True)
+        return None
+    if not as_json:
+        typer.echo(f"ended {ended} web session{'s' if ended != 1 else ''} of {username}")
+    return ended
+
+
 def _when(value: Any) -> str | None:
     """A stored time as ISO text (nx-27017 may hand back a `$set` datetime as a string already)."""
     if isinstance(value, datetime):
@@ -195,6 +219,7 @@ def remove(
         out["removed_photos"] = len(photos)
         if not as_json:
             typer.echo(f"removed {folder} ({len(photos)} photos)")
+        out["sessions_ended"] = _end_sessions(settings, username, as_json)
     elif not sync_now:
         fail(
             "remove",

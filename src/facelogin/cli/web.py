@@ -106,6 +106,10 @@ def web(
                     ssl_keyfile=str(keyfile) if keyfile else None,
                     server_header=False,
                     log_level="info",
+                    # Uvicorn believes X-Forwarded-For from loopback by default: anyone on this
+                    # machine could then pick their address. Only the proxies named are believed.
+                    proxy_headers=bool(running.trusted_proxies),
+                    forwarded_allow_ips=",".join(running.trusted_proxies) or None,
                 )
             except SystemExit as exc:  # Uvicorn exits 1 when it cannot listen: an error, not a rejection
                 if exc.code:

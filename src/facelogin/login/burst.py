@@ -194,8 +194,13 @@ class BurstVerifier:
         verdict = liveness.check_actions(self.actions, times, points, self.mirrored)
         self.ms["checks"] += _ms(start)
         if not verdict.passed:
-            return self._refused(verdict.check or "face", verdict)
+            return self._refused(verdict.check or "face", verdict, self._nearest())
         return self._identify(verdict)
+
+    def _nearest(self) -> list[Match]:
+        """Whose face a refused burst showed (for the audit record and the per-account limits)."""
+        usable = [i for i, s in enumerate(self.seen) if s.points is not None and not s.tracked]
+        return [best_match(self.gallery, self._encode(usable[0]))] if usable else []
 
     def _timing_problem(self, window: float | None) -> str | None:
         n = len(self.seen)
@@ -282,11 +287,14 @@ class BurstVerifier:
             "rejected", None, reason, None, verdict.record(), matches, len(self.seen), self._ms()
         )
 
-    def _refused(self, check: str, verdict: liveness.Verdict | None = None) -> BurstResult:
+    def _refused(
+        self, check: str, verdict: liveness.Verdict | None = None, matches: list[Match] | None = None
+    ) -> BurstResult:
         record = (verdict or liveness.failed(check)).record()
         return BurstResult(
-            "rejected", None, check, liveness.MESSAGES.get(check), record, [], len(self.seen), self._ms()
-        )
+            "rejected", None, check, liveness.MESSAGES.get(check), record, matches or [], len(self.seen),
+            self._ms(),
+        )  # fmt: skip
 
     def _ms(self) -> dict[str, float]:
         return {k: round(v, 1) for k, v in self.ms.items()}

@@ -2,20 +2,24 @@
 
 Routes:
     GET  /                                  to the profile when logged in, else to the login page
-    GET  /login                             the camera login page
+    GET  /login                             the camera login page (nothing starts before Start)
     POST /login/challenge                   a one-time liveness challenge: {"id", "actions", ...}
     POST /login                             {"challenge": id, "frames": [{"t": ms, "image": data URL}]}
                                             -> accepted (session cookie) or why not, in words
                                             (with FACELOGIN_LIVENESS=off: {"frames": [data URLs]})
-    POST /logout                            ends the session
+    POST /logout                            ends the session (its record is deleted)
     GET  /profile                           the logged-in user's profile page
     GET  /users/{username}/image            a thumbnail from the store, to its owner (or the admin token)
     GET  /api/profile-image                 the logged-in user's profile image URL (JSON)
     GET  /api/users/{username}/profile-image  any user's, with the admin token (JSON)
-    GET  /healthz                           the bundle in use and whether MongoDB answers (JSON)
+    DELETE /api/users/{username}/sessions   ends every session of a user (admin token)
+    GET  /api/status                        the bundle, users, threshold, MongoDB (admin token)
+    GET  /healthz                           "ok" or "unavailable", nothing else
 
-Blocking work (pymongo, boto3, dlib) runs in Starlette's thread pool: plain `def` endpoints, or
-`run_in_threadpool` inside the async ones that read a request body.
+Every POST and DELETE takes JSON only (415 otherwise) and, from a browser, only from this site's own
+pages (Origin / Sec-Fetch-Site, 403 otherwise); the session cookie is SameSite=Strict. Clients that
+have not logged in are told decisions and what to do, never a distance, threshold or count.
+Blocking work (pymongo, boto3) runs in Starlette's thread pool; face decisions in `pool.Deciders`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -38,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -48,31 +53,28 @@ from facelogin.adapters.catalog import Catalog, failure_message
 from facelogin.adapters.connect import open_store
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, mongo_client
 from facelogin.adapters.store import MissingObject, ObjectStore, StoreError
+from facelogin.login.burst import MOST_FRAMES
 from facelogin.login.challenge import ChallengeRefused, ChallengeStore, draw_actions
 from facelogin.settings import Settings
 from facelogin.web import sessions
-from facelogin.web.engine import (
-    BadFrames,
-    Engine,
-    FrameLimits,
-    NoBundle,
-    decode_burst,
-    decode_frames,
-    message_for,
-)
-from facelogin.web.limits import AttemptLimiter
+from facelogin.web.engine import BadFrames, Engine, FrameLimits, NoBundle, image_bytes, message_for
+from facelogin.web.limits import LoginLimiter
+from facelogin.web.pool import Busy, Deciders
 from facelogin.web.profile import ProfileImage, profile_image
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-WINDOW = 60.0  # seconds over which FACELOGIN_WEB_ATTEMPTS are counted
 RECENT_LOGINS = 5
 LIVENESS_OFF = (
     "FACELOGIN_LIVENESS=off: a photo of an enrolled person logs in as them; set it to `challenge` "
     "(the default) to ask for a blink or a head turn"
 )
 BURST_BODY_LIMIT = 16_000_000  # bytes: a 4 s burst of 640x480 JPEGs is 1-3 MB
+SMALL_BODY_LIMIT = 4096  # bytes: a challenge request, a logout
+DEEPEST_JSON = 8  # nesting a login body ever needs; deeper is refused before parsing
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+COOKIE_FLAGS: dict[str, Any] = {"path": "/", "httponly": True, "samesite": "strict"}
 
 
 @dataclass
@@ -81,10 +83,12 @@ class Site:
 
     settings: Settings
     engine: Engine
+    deciders: Deciders
     catalog: Catalog
+    session_store: sessions.SessionStore
     store: ObjectStore
     key: bytes
-    limiter: AttemptLimiter
+    limiter: LoginLimiter
     limits: FrameLimits
     templates: Jinja2Templates
     clock: Callable[[], float]
@@ -95,13 +99,17 @@ class Site:
         return self.settings.liveness == "challenge"
 
     def session(self, request: Request) -> sessions.Session | None:
-        return sessions.verify(request.cookies.get(sessions.COOKIE), self.key, self.clock())
+        """The request's live session: a signed cookie whose record is in MongoDB (blocking)."""
+        return self.session_store.get(sessions.unsign(request.cookies.get(sessions.COOKIE), self.key))
 
     def is_admin(self, request: Request) -> bool:
         token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else ""
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+        if not token or scheme.lower() != "bearer":
+            return False
+        # Bytes, so a header with non-ASCII characters is a wrong token, not a TypeError.
+        return hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode())
 
 
 def create_app(
@@ -111,6 +119,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     check_seconds: float = 2.0,
     challenge_actions: Callable[[], tuple[str, ...]] | None = None,
+    workers: int | None = None,
 ) -> Starlette:
     """The app for `settings`, which must name a MongoDB (`facelogin web` starts the embedded one).
 
@@ -118,6 +127,7 @@ def create_app(
     machine, settings.bundle_dir); it is looked at again for a new version every `check_seconds`.
     `challenge_actions` replaces the random draw of each challenge's actions: for tests that play a
     recorded clip, set from Python only (`facelogin web` never passes it; no setting reaches it).
+    `workers`: decision processes (default FACELOGIN_WEB_WORKERS, else one per core; 0: in this one).
     """
     uri = settings.mongodb()
     if not uri:
@@ -129,16 +139,25 @@ def create_app(
         )
     where = settings.where()["catalog"]
     options = login.LoginOptions(frames=settings.web_frames, agree=settings.web_agree)
+    engine = Engine(bundle or str(settings.bundle_dir), settings.login_cache_dir, options, check_seconds)
+    db = mongo_client(uri, CHECK_TIMEOUT_MS)[settings.database]
+    catalog = Catalog(db, where=where)
     site = Site(
         settings=settings,
-        engine=Engine(bundle or str(settings.bundle_dir), settings.login_cache_dir, options, check_seconds),
-        catalog=Catalog(mongo_client(uri, CHECK_TIMEOUT_MS)[settings.database], where=where),
+        engine=engine,
+        deciders=Deciders(
+            engine, settings.decision_workers() if workers is None else workers, settings.web_queue
+        ),
+        catalog=catalog,
+        session_store=sessions.SessionStore(
+            catalog.sessions, settings.session_idle_minutes * 60, settings.session_minutes * 60, clock
+        ),
         store=open_store(settings),
         key=sessions.session_key(
             settings.session_secret.get_secret_value() if settings.session_secret else None,
             settings.web_secret_file,
         ),
-        limiter=AttemptLimiter(settings.web_attempts, WINDOW, time.monotonic),
+        limiter=LoginLimiter(time.monotonic),
         limits=FrameLimits(
             settings.web_frames, settings.web_agree, settings.web_frame_bytes, settings.web_frame_pixels
         ),
@@ -157,11 +176,16 @@ def create_app(
             await run_in_threadpool(site.engine.load_liveness)
         else:
             log.warning(LIVENESS_OFF)
+        site.deciders.start()
         try:
             await run_in_threadpool(site.catalog.ensure_login_indexes)
+            await run_in_threadpool(site.session_store.ensure_indexes)
         except PyMongoError as exc:
             log.warning("%s", failure_message(exc, where))
-        yield
+        try:
+            yield
+        finally:
+            site.deciders.stop()
 
     routes = [
         Route("/", _threaded(home, site), name="home"),
@@ -173,6 +197,13 @@ def create_app(
         Route("/users/{username}/image", _threaded(user_image, site), name="user_image"),
         Route("/api/profile-image", _threaded(api_my_image, site), name="api_my_image"),
         Route("/api/users/{username}/profile-image", _threaded(api_user_image, site), name="api_user_image"),
+        Route(
+            "/api/users/{username}/sessions",
+            _threaded(api_end_sessions, site),
+            methods=["DELETE"],
+            name="api_end_sessions",
+        ),
+        Route("/api/status", _threaded(api_status, site), name="api_status"),
         Route("/healthz", _threaded(healthz, site), name="healthz"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -181,14 +212,20 @@ def create_app(
         message = failure_message(exc, where)
         log.warning("%s %s: %s", request.method, request.url.path, message)
         if _wants_json(request):
-            return JSONResponse({"error": message}, status_code=503)
+            return JSONResponse({"error": "The database is unreachable: try again later."}, status_code=503)
         return site.templates.TemplateResponse(
-            request, "error.html", {"title": "Database unreachable", "message": message}, status_code=503
+            request,
+            "error.html",
+            {"title": "Database unreachable", "message": "The database is unreachable: try again later."},
+            status_code=503,
         )
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(CrossSiteGuard, public_origin=settings.public_origin),
+        ],
         exception_handlers={PyMongoError: on_catalog_error},
         lifespan=lifespan,
     )
@@ -215,7 +252,47 @@ def _threaded(endpoint: Callable[[Site, Request], Response], site: Site) -> Call
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path == "/healthz" or request.method == "POST"
+    return path.startswith("/api/") or path == "/healthz" or request.method != "GET"
+
+
+def client_address(request: Request) -> str:
+    """The TCP peer, or the address a trusted proxy gave (Uvicorn applies FACELOGIN_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else "unknown"
+
+
+class CrossSiteGuard(BaseHTTPMiddleware):
+    """State-changing requests: JSON only (415), and from a browser only from this site's pages (403).
+
+    A browser names the page a request comes from in Origin (every POST) and Sec-Fetch-Site; a request
+    with neither is not from a browser (curl, a script), which a cross-site page cannot make.
+    """
+
+    def __init__(self, app: Any, public_origin: str | None = None) -> None:
+        super().__init__(app)
+        self.public_origin = public_origin.rstrip("/") if public_origin else None
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.method in UNSAFE:
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            has_body = request.method != "DELETE" or request.headers.get("content-length", "0") not in {
+                "",
+                "0",
+            }
+            if has_body and kind != "application/json":
+                return JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
+            if not self._same_site(request):
+                return JSONResponse({"error": "requests from other sites are refused"}, status_code=403)
+        return await call_next(request)
+
+    def _same_site(self, request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if origin is not None:
+            own = self.public_origin or f"{request.url.scheme}://{request.headers.get('host', '')}"
+            return origin.rstrip("/").lower() == own.lower()
+        fetch_site = request.headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site in {"same-origin", "none"}
+        return True
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
@@ -248,6 +325,8 @@ def home(site: Site, request: Request) -> Response:
 
 def login_page(site: Site, request: Request) -> Response:
     status = site.engine.status()
+    if not status["ready"]:
+        log.warning("login page: %s", status["problem"])
     session = site.session(request)
     context = {
         "status": status,
@@ -264,92 +343,117 @@ _NOTICES = {
     "gone": "Your account is no longer enrolled.",
     "logged-out": "You are logged out.",
 }
+NOT_READY = "Login is not available yet: nobody is enrolled on this server. Try again later."
+
+
+def _too_many(seconds: float, what: str) -> JSONResponse:
+    wait = max(1, math.ceil(seconds))
+    return JSONResponse(
+        {"error": f"Too many {what}: try again in {wait} s.", "retry_after": wait},
+        status_code=429,
+        headers={"Retry-After": str(wait)},
+    )
 
 
 async def challenge_post(site: Site, request: Request) -> Response:
     """A one-time challenge for the login page (or any client) to answer with a burst of frames."""
     if not site.liveness:
         return JSONResponse({"error": "liveness is off here: post frames to /login"}, status_code=404)
+    address = client_address(request)
+    wait = site.limiter.address_wait(address) or site.limiter.challenge_wait(address)
+    if wait > 0:
+        return _too_many(wait, "login attempts from your address")
     try:
+        await _read_capped(request, SMALL_BODY_LIMIT)
         await run_in_threadpool(site.engine.authenticator)
+    except BadFrames as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except NoBundle as exc:
-        return JSONResponse({"error": f"Login is not available: {exc}."}, status_code=503)
+        log.warning("challenge: %s", exc)
+        return JSONResponse({"error": NOT_READY}, status_code=503)
     challenge = site.challenges.issue()
     return JSONResponse(challenge.public(site.clock()))
 
 
 async def login_post(site: Site, request: Request) -> Response:
-    client = request.client.host if request.client else "unknown"
-    wait = site.limiter.hit(client)
+    address = client_address(request)
+    wait = site.limiter.address_wait(address)
     if wait > 0:
-        seconds = max(1, round(wait))
+        return _too_many(wait, "failed logins from your address")
+    try:
+        site.deciders.take()  # before the body is read: a full queue answers at once
+    except Busy as exc:
         return JSONResponse(
             {
-                "error": f"Too many login attempts from your address: try again in {seconds} s.",
-                "retry_after": seconds,
+                "error": f"The server is busy: try again in {exc.retry_after} s.",
+                "retry_after": exc.retry_after,
             },
-            status_code=429,
-            headers={"Retry-After": str(seconds)},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     try:
-        await run_in_threadpool(site.engine.authenticator)
-    except NoBundle as exc:
-        return JSONResponse({"error": f"Login is not available: {exc}."}, status_code=503)
-    if site.liveness:
-        limit = BURST_BODY_LIMIT
-    else:
-        limit = site.limits.most * (site.limits.max_bytes * 4 // 3 + 64) + 1024
-    try:
-        body = await _read_capped(request, limit)
-    except BadFrames as exc:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-    try:
-        sent = json.loads(body)
-        if not isinstance(sent, dict):
-            raise BadFrames('send a JSON object: {"challenge": id, "frames": [...]}')
-        if site.liveness:
-            result = await _decide_burst(site, sent)
-        else:
-            height = login.LoginOptions().height
-            frames = await run_in_threadpool(decode_frames, sent.get("frames"), site.limits, height)
-            result = await run_in_threadpool(site.engine.decide, frames, site.limits.agree)
-            result["liveness"] = {"mode": "off"}
-    except json.JSONDecodeError:
-        return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
+        result = await _decide(site, request)
     except BadFrames as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except NoBundle as exc:
-        return JSONResponse({"error": f"Login is not available: {exc}."}, status_code=503)
-    now = site.clock()
-    event = audit.login_event(result, audit.WEB, client, datetime.fromtimestamp(now, UTC))
+        log.warning("login: %s", exc)
+        return JSONResponse({"error": NOT_READY}, status_code=503)
+    finally:
+        site.deciders.give_back()
     accepted = result["decision"] == audit.ACCEPTED
+    if accepted:
+        wait = site.limiter.account_wait(address, result["user"])
+        if wait > 0:  # this face is being tried from many places: slow them all down
+            result = {**result, "decision": "rejected", "user": None, "reason": "account back-off"}
+            accepted = False
+    if accepted:
+        site.limiter.succeeded(address, result["user"])
+    else:
+        site.limiter.failed(address, result.get("nearest"))
+    now = site.clock()
+    event = audit.login_event(result, audit.WEB, address, datetime.fromtimestamp(now, UTC))
     try:
         login_id = await run_in_threadpool(site.catalog.record_login, event)
     except PyMongoError as exc:
         if accepted:  # no session that the profile page could not show, and no login left unrecorded
             raise
         log.warning("login not recorded: %s", failure_message(exc, site.catalog.where))
+    if result.get("reason") == "account back-off":
+        return _too_many(
+            site.limiter.account_wait(address, str(event.get("user") or "")) or 30, "failed logins"
+        )
     answer = public_answer(result)
     if not accepted:
         return JSONResponse(answer, status_code=403)
     if not site.liveness:
         log.warning("%s logged in without a liveness check: %s", result["user"], LIVENESS_OFF)
-    session = sessions.Session(result["user"], login_id, now, now + site.settings.session_minutes * 60)
+    # A new session id at every login; the one this browser had, if any, ends.
+    previous = sessions.unsign(request.cookies.get(sessions.COOKIE), site.key)
+    session_id = await run_in_threadpool(site.session_store.create, result["user"], login_id, address)
+    if previous:
+        await run_in_threadpool(site.session_store.end, previous)
     response = JSONResponse({**answer, "redirect": str(request.url_for("profile"))})
     response.set_cookie(
         sessions.COOKIE,
-        sessions.sign(session, site.key),
+        sessions.sign(session_id, site.key),
         max_age=site.settings.session_minutes * 60,
-        path="/",
         secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="lax",
+        **COOKIE_FLAGS,
     )
     return response
 
 
-async def _decide_burst(site: Site, sent: dict[str, Any]) -> dict[str, Any]:
-    """Take the challenge the burst answers (once only), then decide on its frames."""
+async def _decide(site: Site, request: Request) -> dict[str, Any]:
+    """Read and check the body, then have the deciders decide on its frames."""
+    limit = (
+        BURST_BODY_LIMIT if site.liveness else site.limits.most * (site.limits.max_bytes * 4 // 3 + 64) + 1024
+    )
+    sent = _json_object(await _read_capped(request, limit))
+    if not site.liveness:
+        jpegs = _frame_list(sent.get("frames"), site.limits)
+        result = await site.deciders.frames(jpegs, site.limits.agree, site.limits.max_pixels)
+        result["liveness"] = {"mode": "off"}
+        return result
     try:
         challenge = site.challenges.take(sent.get("challenge"))
     except ChallengeRefused as exc:
@@ -359,9 +463,60 @@ async def _decide_burst(site: Site, sent: dict[str, Any]) -> dict[str, Any]:
             "reason": "challenge",
             "liveness": {"mode": "challenge", "passed": False, "check": "challenge", "detail": exc.reason},
         }
-    pixels, times = await run_in_threadpool(decode_burst, sent.get("frames"), site.limits)
+    jpegs, times = _burst_frames(sent.get("frames"), site.limits)
     window = site.clock() - challenge.issued
-    return await run_in_threadpool(site.engine.decide_burst, challenge.actions, pixels, times, window)
+    return await site.deciders.burst(challenge.actions, jpegs, times, window, site.limits.max_pixels)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: bad UTF-8, bad JSON, too deep or not an object is a 400."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadFrames("the request body is not UTF-8 text") from None
+    depth = 0
+    for char in text:  # Python's parser recurses: refuse silly nesting before it runs out of stack
+        if char in "[{":
+            depth += 1
+            if depth > DEEPEST_JSON:
+                raise BadFrames("the request body is nested too deeply")
+        elif char in "]}":
+            depth -= 1
+    try:
+        sent = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise BadFrames("the request body is not JSON") from None
+    if not isinstance(sent, dict):
+        raise BadFrames('send a JSON object: {"challenge": id, "frames": [...]}')
+    return sent
+
+
+def _frame_list(sent: Any, limits: FrameLimits) -> list[bytes]:
+    if not isinstance(sent, list) or not all(isinstance(f, str) for f in sent):
+        raise BadFrames('send {"frames": [...]}: a list of images as data URLs')
+    if len(sent) > limits.most:
+        raise BadFrames(f"too many frames: {len(sent)}, at most {limits.most} per request", 413)
+    if len(sent) < limits.agree:
+        raise BadFrames(f"too few frames: {len(sent)}, at least {limits.agree} (frames that must agree)")
+    return [image_bytes(text, i, limits) for i, text in enumerate(sent)]
+
+
+def _burst_frames(sent: Any, limits: FrameLimits) -> tuple[list[bytes], list[float]]:
+    """A liveness burst: `[{"t": capture time in ms, "image": data URL}, ...]` -> JPEG bytes and seconds."""
+    if not isinstance(sent, list) or not all(isinstance(f, dict) for f in sent):
+        raise BadFrames('send {"challenge": id, "frames": [{"t": ms, "image": data URL}, ...]}')
+    if len(sent) > MOST_FRAMES:
+        raise BadFrames(f"too many frames: {len(sent)}, at most {MOST_FRAMES} per login", 413)
+    jpegs, times = [], []
+    for index, frame in enumerate(sent):
+        t, text = frame.get("t"), frame.get("image")
+        if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
+            raise BadFrames(f"frame {index + 1} has no capture time (t, in ms)")
+        if not isinstance(text, str):
+            raise BadFrames(f"frame {index + 1} has no image")
+        jpegs.append(image_bytes(text, index, limits))
+        times.append(float(t) / 1000.0)
+    return jpegs, times
 
 
 def public_answer(result: dict[str, Any]) -> dict[str, Any]:
@@ -400,8 +555,15 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 
 async def logout(site: Site, request: Request) -> Response:
-    response = RedirectResponse(str(request.url_for("login")) + "?notice=logged-out", status_code=303)
-    response.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="lax")
+    """End the session: its record goes, so the cookie opens nothing even if it was copied."""
+    try:
+        await _read_capped(request, SMALL_BODY_LIMIT)
+    except BadFrames as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    session_id = sessions.unsign(request.cookies.get(sessions.COOKIE), site.key)
+    await run_in_threadpool(site.session_store.end, session_id)
+    response = JSONResponse({"redirect": str(request.url_for("login")) + "?notice=logged-out"})
+    response.delete_cookie(sessions.COOKIE, **COOKIE_FLAGS)
     return response
 
 
@@ -409,7 +571,7 @@ def _to_login(request: Request, notice: str | None = None) -> Response:
     url = str(request.url_for("login")) + (f"?notice={notice}" if notice else "")
     response = RedirectResponse(url, status_code=303)
     if notice:
-        response.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="lax")
+        response.delete_cookie(sessions.COOKIE, **COOKIE_FLAGS)
     return response
 
 
@@ -439,7 +601,7 @@ def profile_page(site: Site, request: Request) -> Response:
         this, earlier = recent[index], recent[index + 1 : index + 2]
     else:
         this = recent[index] if index is not None else {
-            "time": datetime.fromtimestamp(session.issued, UTC), "source": audit.WEB, "client": None
+            "time": datetime.fromtimestamp(session.created, UTC), "source": audit.WEB, "client": None
         }  # fmt: skip
         earlier = site.catalog.accepted_logins(session.username, before=_as_datetime(this["time"]), limit=1)
     counts = doc.get("counts") or {}
@@ -558,6 +720,19 @@ def api_user_image(site: Site, request: Request) -> Response:
 
 
 def healthz(site: Site, request: Request) -> Response:
+    """For a load balancer: "ok" or "unavailable", nothing an attacker could use (details: /api/status)."""
+    ready = bool(site.engine.status()["ready"])
+    try:
+        site.catalog.db.client.admin.command("ping")
+    except PyMongoError:
+        ready = False
+    return PlainTextResponse("ok" if ready else "unavailable", status_code=200 if ready else 503)
+
+
+def api_status(site: Site, request: Request) -> Response:
+    """The bundle in use, the users, the threshold and MongoDB: for the admin token only."""
+    if not site.is_admin(request):
+        return JSONResponse({"error": "send the admin token"}, status_code=401)
     bundle = site.engine.status()
     try:
         site.catalog.db.client.admin.command("ping")
@@ -565,7 +740,24 @@ def healthz(site: Site, request: Request) -> Response:
     except PyMongoError as exc:
         catalog = {"ok": False, "problem": failure_message(exc, site.catalog.where)}
     ok = bool(bundle["ready"] and catalog["ok"])
-    return JSONResponse({"ok": ok, "bundle": bundle, "catalog": catalog}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {
+            "ok": ok,
+            "bundle": bundle,
+            "catalog": catalog,
+            "liveness": site.settings.liveness,
+            "workers": site.deciders.workers,
+        },
+        status_code=200 if ok else 503,
+    )
+
+
+def api_end_sessions(site: Site, request: Request) -> Response:
+    """End every session of a user at once (a lost phone, a leaver): admin token only."""
+    if not site.is_admin(request):
+        return JSONResponse({"error": "send the admin token"}, status_code=401)
+    ended = site.session_store.end_user(request.path_params["username"])
+    return JSONResponse({"username": request.path_params["username"], "ended": ended})
 
 
 __all__ = ["Site", "create_app"]

@@ -12,7 +12,6 @@ import binascii
 import contextlib
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +24,6 @@ import numpy as np
 from facelogin import login
 from facelogin.adapters.store import MissingObject
 from facelogin.bundle import BundleError, key_for, parse_manifest
-from facelogin.imaging import PhotoError, decode_photo
-from facelogin.login.burst import FRAME_HEIGHT, MOST_FRAMES
 from facelogin.login.liveness import MESSAGES as LIVENESS_MESSAGES
 from facelogin.login.match import AMBIGUOUS, DISAGREE, NO_FACE, SEVERAL_FACES, UNKNOWN
 from facelogin.login.source import CALIBRATION, BundleSource
@@ -75,7 +72,8 @@ class FrameLimits:
     max_pixels: int  # one decoded frame, from its header
 
 
-def _image_bytes(text: str, index: int, limits: FrameLimits) -> bytes:
+def image_bytes(text: str, index: int, limits: FrameLimits) -> bytes:
+    """One frame's bytes from a data URL (or bare base64), within the size limit."""
     for prefix in _DATA_URL_PREFIXES:
         if text.startswith(prefix):
             text = text[len(prefix) :]
@@ -89,48 +87,6 @@ def _image_bytes(text: str, index: int, limits: FrameLimits) -> bytes:
     if len(data) > limits.max_bytes:
         raise BadFrames(f"frame {index + 1} is larger than {limits.max_bytes:,} bytes", 413)
     return data
-
-
-def decode_burst(sent: Any, limits: FrameLimits) -> tuple[list[np.ndarray], list[float]]:
-    """A liveness burst: `[{"t": capture time in ms, "image": data URL}, ...]` -> pixels and seconds."""
-    if not isinstance(sent, list) or not all(isinstance(f, dict) for f in sent):
-        raise BadFrames('send {"challenge": id, "frames": [{"t": ms, "image": data URL}, ...]}')
-    if len(sent) > MOST_FRAMES:
-        raise BadFrames(f"too many frames: {len(sent)}, at most {MOST_FRAMES} per login", 413)
-    pixels, times = [], []
-    for index, frame in enumerate(sent):
-        t, text = frame.get("t"), frame.get("image")
-        if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
-            raise BadFrames(f"frame {index + 1} has no capture time (t, in ms)")
-        if not isinstance(text, str):
-            raise BadFrames(f"frame {index + 1} has no image")
-        data = _image_bytes(text, index, limits)
-        try:
-            image = decode_photo(data, max_height=FRAME_HEIGHT, max_pixels=limits.max_pixels)
-        except PhotoError as exc:
-            raise BadFrames(f"frame {index + 1}: {exc}") from None
-        pixels.append(np.ascontiguousarray(np.asarray(image)))
-        times.append(float(t) / 1000.0)
-    return pixels, times
-
-
-def decode_frames(sent: Any, limits: FrameLimits, height: int) -> list[login.Frame]:
-    """The frames of a request body's `frames`: data URLs (or bare base64) of JPEG, PNG or WebP images."""
-    if not isinstance(sent, list) or not all(isinstance(f, str) for f in sent):
-        raise BadFrames('send {"frames": [...]}: a list of images as data URLs')
-    if len(sent) > limits.most:
-        raise BadFrames(f"too many frames: {len(sent)}, at most {limits.most} per request", 413)
-    if len(sent) < limits.agree:
-        raise BadFrames(f"too few frames: {len(sent)}, at least {limits.agree} (frames that must agree)")
-    frames = []
-    for index, text in enumerate(sent):
-        data = _image_bytes(text, index, limits)
-        try:
-            image = decode_photo(data, max_height=height or None, max_pixels=limits.max_pixels)
-        except PhotoError as exc:
-            raise BadFrames(f"frame {index + 1}: {exc}") from None
-        frames.append(login.frame_from_array(f"web#{index}", np.asarray(image), height))
-    return frames
 
 
 def fingerprint(location: str) -> str | None:
