@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -74,6 +75,7 @@ BURST_BODY_LIMIT = 16_000_000  # bytes: a 4 s burst of 640x480 JPEGs is 1-3 MB
 SMALL_BODY_LIMIT = 4096  # bytes: a challenge request, a logout
 DEEPEST_JSON = 8  # nesting a login body ever needs; deeper is refused before parsing
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+_BRACKETS = re.compile(r"[\[\]{}]")
 COOKIE_FLAGS: dict[str, Any] = {"path": "/", "httponly": True, "samesite": "strict"}
 
 
@@ -448,9 +450,9 @@ async def _decide(site: Site, request: Request) -> dict[str, Any]:
     limit = (
         BURST_BODY_LIMIT if site.liveness else site.limits.most * (site.limits.max_bytes * 4 // 3 + 64) + 1024
     )
-    sent = _json_object(await _read_capped(request, limit))
+    sent = await run_in_threadpool(_json_object, await _read_capped(request, limit))
     if not site.liveness:
-        jpegs = _frame_list(sent.get("frames"), site.limits)
+        jpegs = await run_in_threadpool(_frame_list, sent.get("frames"), site.limits)
         result = await site.deciders.frames(jpegs, site.limits.agree, site.limits.max_pixels)
         result["liveness"] = {"mode": "off"}
         return result
@@ -463,7 +465,7 @@ async def _decide(site: Site, request: Request) -> dict[str, Any]:
             "reason": "challenge",
             "liveness": {"mode": "challenge", "passed": False, "check": "challenge", "detail": exc.reason},
         }
-    jpegs, times = _burst_frames(sent.get("frames"), site.limits)
+    jpegs, times = await run_in_threadpool(_burst_frames, sent.get("frames"), site.limits)
     window = site.clock() - challenge.issued
     return await site.deciders.burst(challenge.actions, jpegs, times, window, site.limits.max_pixels)
 
@@ -475,13 +477,10 @@ def _json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise BadFrames("the request body is not UTF-8 text") from None
     depth = 0
-    for char in text:  # Python's parser recurses: refuse silly nesting before it runs out of stack
-        if char in "[{":
-            depth += 1
-            if depth > DEEPEST_JSON:
-                raise BadFrames("the request body is nested too deeply")
-        elif char in "]}":
-            depth -= 1
+    for char in _BRACKETS.findall(text):  # the parser recurses: refuse silly nesting before it runs
+        depth += 1 if char in "[{" else -1  # out of stack (a bracket inside a string only overcounts)
+        if depth > DEEPEST_JSON:
+            raise BadFrames("the request body is nested too deeply")
     try:
         sent = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
