@@ -16,6 +16,7 @@ from typing import Any
 
 from facelogin.login.authenticator import Authenticator
 from facelogin.login.challenge import BURST_SECONDS, PROMPTS, ChallengeStore, draw_actions
+from facelogin.login.errors import LoginError
 from facelogin.login.frames import Frame
 
 FPS = 10
@@ -52,6 +53,9 @@ def live_login(
     `sleep` are for tests that play a recorded burst: the CLI never passes them.
     """
     start = time.perf_counter()
+    # The camera opens (and its exposure settles) before anything is asked of the person.
+    if next(frames, None) is None:
+        raise LoginError("the camera gave no frame")
     store = ChallengeStore(clock, actions=actions)
     challenge = store.take(store.issue().id)
     verifier = auth.verifier(challenge.actions, mirrored, eager=True)
