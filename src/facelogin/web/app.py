@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
+import anyio.to_thread
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -450,9 +452,9 @@ async def _decide(site: Site, request: Request) -> dict[str, Any]:
     limit = (
         BURST_BODY_LIMIT if site.liveness else site.limits.most * (site.limits.max_bytes * 4 // 3 + 64) + 1024
     )
-    sent = await run_in_threadpool(_json_object, await _read_capped(request, limit))
+    sent = await _parse(_json_object, await _read_capped(request, limit))
     if not site.liveness:
-        jpegs = await run_in_threadpool(_frame_list, sent.get("frames"), site.limits)
+        jpegs = await _parse(_frame_list, sent.get("frames"), site.limits)
         result = await site.deciders.frames(jpegs, site.limits.agree, site.limits.max_pixels)
         result["liveness"] = {"mode": "off"}
         return result
@@ -465,9 +467,25 @@ async def _decide(site: Site, request: Request) -> dict[str, Any]:
             "reason": "challenge",
             "liveness": {"mode": "challenge", "passed": False, "check": "challenge", "detail": exc.reason},
         }
-    jpegs, times = await run_in_threadpool(_burst_frames, sent.get("frames"), site.limits)
+    jpegs, times = await _parse(_burst_frames, sent.get("frames"), site.limits)
     window = site.clock() - challenge.issued
     return await site.deciders.burst(challenge.actions, jpegs, times, window, site.limits.max_pixels)
+
+
+_PARSERS = 2  # bodies parsed at once, off the event loop
+
+
+async def _parse(function: Callable[..., Any], *args: Any) -> Any:
+    """Parse a login body in a thread, at most _PARSERS at a time: JSON and base64 of megabyte bodies
+    hold the GIL, and forty of them at once would starve the event loop, which must keep answering
+    (a full queue's 503 above all)."""
+    global _parsing
+    if _parsing is None:
+        _parsing = anyio.CapacityLimiter(_PARSERS)
+    return await anyio.to_thread.run_sync(function, *args, limiter=_parsing)
+
+
+_parsing: anyio.CapacityLimiter | None = None
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
