@@ -7,18 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from facelogin.cli.common import local_time
 from facelogin.cli.exits import OK, REJECTED
 
 
 def register(app: typer.Typer) -> None:
     app.command("status")(status)
-
-
-def local_time(moment: Any) -> str:
-    """`2026-11-29 02:00 GMT`: the moment in this machine's time zone, with the zone's name."""
-    if moment is None:
-        return "-"
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def status(

@@ -18,8 +18,8 @@ import typer
 from facelogin.cli.exits import ERROR, OK, REJECTED
 
 IMAGES_HELP = (
-    "Images root [env FACELOGIN_IMAGES, default: the root the sync-now deployment reads, "
-    "or ./images in the checkout]."
+    "Images root [env FACELOGIN_IMAGES, default: the root the sync-now deployment reads, else the "
+    "root the last sync read, else ./images in the checkout]."
 )
 
 
@@ -73,14 +73,13 @@ def users(
     """
     from facelogin.adapters.connect import open_store
     from facelogin.cli.common import echo_json, load_settings
-    from facelogin.cli.roots import RootUnknown, images_root
+    from facelogin.cli.roots import images_root
     from facelogin.naming import is_photo_name
 
     settings = load_settings("users", as_json)
-    try:
-        root: Path | None = images_root(images, settings.images).path
-    except RootUnknown:
-        root = None  # MongoDB still says who is enrolled; the folders cannot be told
+    found = images_root(images, settings)
+    typer.echo(found.line, err=True)
+    root: Path | None = found.path
     folders: dict[str, int] = {}
     if root is not None and root.is_dir():
         for entry in sorted(root.iterdir()):
@@ -168,9 +167,11 @@ def remove(
         fail("remove", f"{username!r} is not a user name: {problem}", as_json)
     settings = load_settings("remove", as_json, blocks=False)
     try:
-        root = images_root(images, settings.images)
+        root = images_root(images, settings, writing=True)
     except RootUnknown as exc:
         fail("remove", str(exc), as_json)
+    if not as_json:
+        typer.echo(root.line, err=True)
     folder = root.path / username
     out: dict[str, Any] = {
         "ok": True,

@@ -4,8 +4,8 @@
 replaced atomically). Two things read it: the other commands, to know which images root the sync
 uses when nothing else says (facelogin.cli.roots), and `facelogin status` without a Prefect server.
 It holds counts, places and the error line, never settings or credentials (the summary's places are
-already free of them). A refused run (exit 2) read no images: it is recorded as the last run, and
-the root of the last run that did read one is kept.
+already free of them). A refused run (exit 2) read no images: it is recorded as the last run
+(where a state directory is already), and the root of the last run that did read one is kept.
 """
 
 from __future__ import annotations
