@@ -216,3 +216,21 @@ def test_a_refused_sync_is_the_last_run_but_not_the_root_the_others_use(
     human = facelogin("status", env=clean_env, cwd=tmp_path, timeout=120)
     assert "Refused (nothing changed) (exit 2)" in human.stdout and "does not exist" in human.stdout
     assert (state / "last-sync.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_doctor_fails_when_the_root_the_last_sync_read_is_gone(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    from facelogin.sync import lastrun
+
+    gone = tmp_path / "share" / "images"  # an unmounted share: the path the last sync read is not there
+    run = lastrun.run_record(images=str(gone), started="2026-12-04T02:00:00+00:00",
+                             finished="2026-12-04T02:01:00+00:00", exit_code=0)  # fmt: skip
+    lastrun.save(tmp_path / "home" / ".facelogin", run)
+
+    done = facelogin("doctor", "--json", env=clean_env, cwd=tmp_path, timeout=120)
+
+    check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "images root")
+    assert done.returncode == 1 and check["status"] == "FAIL"
+    assert check["detail"].startswith(f"{gone} does not exist (the root the last sync on ")
+    assert "mount it again" in check["fix"] and "facelogin sync --images DIR" in check["fix"]

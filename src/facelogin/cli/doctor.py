@@ -127,12 +127,17 @@ def _images(root: Any) -> Check:
     problem = images_root_problem(root.path)
     if problem is not None:
         short, advice = problem
+        fix = {
+            "--images": "give the folder that holds one folder per user with --images",
+            "FACELOGIN_IMAGES": "point FACELOGIN_IMAGES at the folder that holds one folder per user",
+            "last sync": "the last sync read it: mount it again, or give the new root once with "
+            "`facelogin sync --images DIR`",
+        }.get(
+            root.source,
+            "run `facelogin sync --images DIR` once (the root is recorded), or set FACELOGIN_IMAGES",
+        )
         return Check(
-            "images root",
-            FAIL,
-            f"{root.path} {short} ({root.reason})",
-            (f"{advice}; or " if advice else "")
-            + "run `facelogin sync --images DIR` once (the root is recorded), or set FACELOGIN_IMAGES",
+            "images root", FAIL, f"{root.path} {short} ({root.reason})", f"{advice}; {fix}" if advice else fix
         )
     users = [p for p in root.path.iterdir() if p.is_dir() and not p.name.startswith(".")]
     detail = f"{root.path} ({root.reason}): {len(users)} user folders"
