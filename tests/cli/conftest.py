@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
+
+from facelogin.adapters.catalog import Catalog
+from facelogin.adapters.connect import open_store
+from facelogin.adapters.mongo import mongo_client
+from facelogin.settings import Settings
+from facelogin.sync.outcome import user_document
 
 
 @pytest.fixture
@@ -17,3 +25,27 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
+
+
+@pytest.fixture
+def enrolled(sync_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Two users recorded in MongoDB with thumbnails in the bucket, a third only on disk, one gone."""
+    images = tmp_path / "images"
+    for user in ("Ann", "Bob", "Cy"):
+        (images / user).mkdir(parents=True)
+        Image.new("RGB", (64, 64), (200, 120, 90)).save(images / user / f"{user.lower()}_01.jpg")
+    monkeypatch.setenv("FACELOGIN_IMAGES", str(images))
+    settings = Settings()
+    store = open_store(settings)
+    docs = []
+    for user in ("Ann", "Bob", "Dee"):
+        keys = {str(s): f"thumbs/{s}/{user}/{user.lower()}_01.jpg" for s in (128, 256)}
+        for key in keys.values():
+            store.put(key, b"\xff\xd8\xff" + user.encode(), "image/jpeg", "private")
+        record = {"filename": f"{user.lower()}_01.jpg", "sha256": user, "bytes": 1, "status": "encoded",
+                  "reason": None, "thumbs": keys}  # fmt: skip
+        rejected = {**record, "filename": f"{user.lower()}_02.jpg", "status": "rejected", "thumbs": {}}
+        docs.append(user_document(user, [record, rejected], None, {}))
+    catalog = Catalog(mongo_client(sync_env["FACELOGIN_MONGODB_URI"])[settings.database])
+    catalog.upsert_users(docs)
+    return {"images": images, "bucket": sync_env["FACELOGIN_BUCKET"]}

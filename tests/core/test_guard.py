@@ -75,3 +75,82 @@ def test_mass_removals_need_confirming(
     message = str(info.value)
     assert f"remove {len(removed)} of {known} users" in message and removed[0] in message
     assert f"--allow-removals {len(removed)}" in message and "--prune" in message
+
+
+def user_tree(root: Path, *users: str) -> Path:
+    for user in users:
+        (root / user).mkdir(parents=True)
+        (root / user / f"{user.lower()}_01.jpg").write_bytes(b"x")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("on_disk", "recorded", "stops", "removed", "kept"),
+    [
+        (None, ["Ann", "Bob", "Cy"], "does not exist", [], []),  # a vanished root removes nobody
+        ((), ["Ann", "Bob", "Cy"], "holds no user folders", [], []),  # nor does an unmounted share
+        (("Ann", "Bob", "Cy"), ["Ann", "Bob", "Cy"], None, [], []),
+        (("Ann", "Bob"), ["Ann", "Bob", "Cy"], None, ["Cy"], []),  # one user leaving is ordinary
+        (("Ann",), ["Ann", "Bob", "Cy"], None, [], ["Bob", "Cy"]),  # two of three: refused
+        (("Ann", "New"), ["Ann", "Bob"], None, ["Bob"], []),
+    ],
+    ids=["missing", "empty", "all-there", "one-gone", "two-gone", "one-gone-one-new"],
+)
+def test_forecast_is_the_sync_guards_verdict(
+    tmp_path: Path,
+    on_disk: tuple[str, ...] | None,
+    recorded: list[str],
+    stops: str | None,
+    removed: list[str],
+    kept: list[str],
+) -> None:
+    from facelogin.sync.discover import user_folders
+    from facelogin.sync.guard import forecast
+
+    root = tmp_path / "images"
+    if on_disk is not None:
+        root.mkdir()
+        user_tree(root, *on_disk)
+    folders, unreadable = user_folders(root) if on_disk else ({}, set())
+
+    verdict = forecast(root, folders, unreadable, recorded)
+
+    assert (verdict.stops, verdict.removed, verdict.kept) == (stops, removed, kept)
+    if kept:  # the sync itself refuses the same removal, with the message users shows
+        with pytest.raises(SyncRefused) as info:
+            check_removals(len(recorded), kept)
+        assert verdict.refusal == str(info.value)
+    else:
+        assert verdict.refusal is None
+
+
+def test_user_folders_sees_what_discovery_sees(tmp_path: Path) -> None:
+    from facelogin.sync.discover import discover_photos, user_folders
+
+    root = user_tree(tmp_path / "images", "Ann", "Bob")
+    (root / "Bob" / "bob_02.png").write_bytes(b"y")
+    (root / "Bob" / "notes.txt").write_bytes(b"z")
+    (root / "Empty").mkdir()
+    (root / ".hidden").mkdir()
+    (root / "loose.jpg").write_bytes(b"x")
+    (root / "Link").symlink_to(tmp_path, target_is_directory=True)  # leaves the root: not a user
+
+    counts, unreadable = user_folders(root)
+
+    assert counts == {"Ann": 1, "Bob": 2, "Empty": 0} and unreadable == set()
+    assert set(counts) == set(discover_photos(root).users)
+
+
+def test_an_unreadable_user_folder_is_not_gone(
+    shared_tmp: Path, unprivileged: Callable[[], AbstractContextManager[None]]
+) -> None:
+    from facelogin.sync.discover import user_folders
+    from facelogin.sync.guard import forecast
+
+    root = user_tree(shared_tmp / "images", "Ann", "Bob", "Cy")
+    (root / "Bob").chmod(0)
+    with unprivileged():
+        counts, unreadable = user_folders(root)
+        verdict = forecast(root, counts, unreadable, ["Ann", "Bob", "Cy"])
+    assert set(counts) == {"Ann", "Cy"} and unreadable == {"Bob"}
+    assert verdict.removed == [] and verdict.kept == []

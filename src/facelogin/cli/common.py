@@ -40,3 +40,22 @@ def load_settings(command: str, as_json: bool, blocks: bool = True) -> Any:
         except runs.BlockError as exc:
             fail(command, str(exc), as_json)
     return settings
+
+
+def local_time(moment: Any) -> str:
+    """`2026-11-29 02:00 GMT`: a datetime or ISO time in this machine's time zone, with the zone's name.
+
+    A time without a zone is UTC (MongoDB hands datetimes back naive); `-` when there is none.
+    """
+    from datetime import UTC, datetime
+
+    if isinstance(moment, str) and moment:
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
+    if not isinstance(moment, datetime):
+        return "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z")

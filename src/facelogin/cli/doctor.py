@@ -41,6 +41,14 @@ def register(app: typer.Typer) -> None:
 
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            help="Images root to check [env FACELOGIN_IMAGES, default: the root the sync-now deployment "
+            "reads, else the root the last sync read, else ./images].",
+        ),
+    ] = None,
 ) -> None:
     """Check this machine's facelogin: settings, images, MongoDB, bucket, Prefect, bundle, camera.
 
@@ -48,8 +56,13 @@ def doctor(
     """
     checks: list[Check] = []
     settings = _settings(checks)
+    root = None
     if settings is not None:
-        for step in (_images, _catalog, _store):
+        from facelogin.cli.roots import images_root
+
+        root = images_root(images, settings)
+        checks.append(_guarded(_images, root))
+        for step in (_catalog, _store):
             checks.append(_guarded(step, settings))
     checks += _prefect()
     checks.append(_guarded(_bundle, settings))
@@ -60,8 +73,9 @@ def doctor(
     if as_json:
         from facelogin.cli.common import echo_json
 
-        echo_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
-    else:
+        out = {"ok": not failed, "images_root": root.as_dict() if root else None}
+        echo_json(out | {"checks": [asdict(c) for c in checks]})
+    else:  # the images root check names the root and why it is the one
         colours = {PASS: "green", WARN: "yellow", FAIL: "red"}
         for c in checks:
             typer.secho(f"{c.status:<4}", fg=colours[c.status], nl=False)
@@ -106,32 +120,27 @@ def _settings(checks: list[Check]) -> Any:
     return settings
 
 
-def _images(settings: Any) -> Check:
-    from facelogin.cli.roots import RootUnknown, images_root
+def _images(root: Any) -> Check:
+    """The images root every command uses (facelogin.cli.roots), judged by the sync's own guard."""
+    from facelogin.sync.guard import images_root_problem
 
-    try:
-        root = images_root(None, settings.images)
-    except RootUnknown as exc:
-        return Check("images root", FAIL, str(exc).split(": ")[0], "set FACELOGIN_IMAGES to an absolute path")
-    path = root.path
-    if not path.is_dir():
-        return Check(
-            "images root",
-            FAIL,
-            f"{path} ({root.source}) is not a directory",
-            "check the path and that the share is mounted",
+    problem = images_root_problem(root.path)
+    if problem is not None:
+        short, advice = problem
+        fix = {
+            "--images": "give the folder that holds one folder per user with --images",
+            "FACELOGIN_IMAGES": "point FACELOGIN_IMAGES at the folder that holds one folder per user",
+            "last sync": "the last sync read it: mount it again, or give the new root once with "
+            "`facelogin sync --images DIR`",
+        }.get(
+            root.source,
+            "run `facelogin sync --images DIR` once (the root is recorded), or set FACELOGIN_IMAGES",
         )
-    if not os.access(path, os.R_OK | os.X_OK):
-        return Check("images root", FAIL, f"{path} is not readable", f"chmod/chown {path} for this user")
-    users = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if not users:
         return Check(
-            "images root",
-            FAIL,
-            f"{path} holds no user folders",
-            "put photos in images/<Username>/, or point FACELOGIN_IMAGES at the right folder",
+            "images root", FAIL, f"{root.path} {short} ({root.reason})", f"{advice}; {fix}" if advice else fix
         )
-    detail = f"{path} ({root.source}): {len(users)} user folders"
+    users = [p for p in root.path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    detail = f"{root.path} ({root.reason}): {len(users)} user folders"
     if root.warning:
         return Check(
             "images root", WARN, f"{detail}; {root.warning}", "use the same FACELOGIN_IMAGES everywhere"

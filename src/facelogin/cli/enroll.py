@@ -44,7 +44,8 @@ def enroll(
         typer.Option(
             "--images",
             help="Images root; when given, the sync run is told to use it too [env FACELOGIN_IMAGES, "
-            "default: the root the sync-now deployment reads, or ./images in the checkout].",
+            "default: the root the sync-now deployment reads, else the root the last sync read, else "
+            "./images in the checkout].",
         ),
     ] = None,
     wait: Annotated[
@@ -77,12 +78,12 @@ def enroll(
     settings = Settings()
     out: dict[str, Any] = {"ok": False}
     try:
-        root = images_root(images, settings.images)
+        root = images_root(images, settings, writing=True)
     except RootUnknown as exc:
         _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
     out["images"] = root.as_dict()
     if not as_json:
-        typer.echo(f"images root: {root.path} ({root.source})")
+        typer.echo(root.line, err=True)
     if root.warning:
         out.setdefault("warnings", []).append(root.warning)
         if not as_json:

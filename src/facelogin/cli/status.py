@@ -1,12 +1,17 @@
-"""`facelogin status`: the last sync run (state, time, counts) and the next nightly run, from Prefect."""
+"""`facelogin status`: the last sync run (state, time, counts) and the next nightly run.
+
+From the Prefect server when PREFECT_API_URL is set; without one, from this machine: the last
+`facelogin sync` recorded in the state directory (facelogin.sync.lastrun) and the bundle it published.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
+from facelogin.cli.common import local_time
 from facelogin.cli.exits import OK, REJECTED
 
 
@@ -14,23 +19,25 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
 
 
-def local_time(moment: Any) -> str:
-    """`2026-11-29 02:00 GMT`: the moment in this machine's time zone, with the zone's name."""
-    if moment is None:
-        return "-"
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z")
-
-
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Show the last sync run (state, time, counts) and when the nightly run is next, in local time.
 
-    Exit 0 the last run completed (or none has run yet), 1 it did not complete, 2 error (no API).
+    Without a Prefect server (PREFECT_API_URL), the last `facelogin sync` on this machine and the
+    bundle it published. Exit 0 the last run completed (or none has run yet), 1 it did not
+    complete, 2 error (a server that does not answer).
     """
     from facelogin.cli import runs
-    from facelogin.cli.common import echo_json, fail
+    from facelogin.cli.common import echo_json, fail, load_settings
+    from facelogin.cli.roots import images_root
 
+    settings = load_settings("status", as_json, blocks=False)
+    root = images_root(None, settings)
+    if not as_json:
+        typer.echo(root.line, err=True)
+    if not runs.api_url():
+        _local_status(settings, root, as_json)
     if problem := runs.api_health():
         fail(
             "status", f"{problem}: status is read from the Prefect server that runs the deployments", as_json
@@ -41,7 +48,8 @@ def status(
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback
         fail("status", f"cannot read runs from {runs.api_url()}: {type(exc).__name__}: {exc}", as_json)
     completed = last is None or last.state == "COMPLETED"
-    out: dict[str, Any] = {"ok": completed, "api": runs.api_url(), "last_run": None, "next_nightly": None}
+    out: dict[str, Any] = {"ok": completed, "api": runs.api_url(), "images_root": root.as_dict(),
+                           "last_run": None, "next_nightly": None}  # fmt: skip
     if last is not None:
         out["last_run"] = {
             "id": last.id,
@@ -89,3 +97,89 @@ def status(
             f"in {nightly['in_hours']} h)"
         )
     raise typer.Exit(OK if completed else REJECTED)
+
+
+def _local_status(settings: Any, root: Any, as_json: bool) -> NoReturn:
+    """The last `facelogin sync` recorded on this machine, and the bundle here; exits."""
+    from facelogin.cli.common import echo_json
+    from facelogin.sync import lastrun
+
+    state_dir = settings.state_dir.expanduser()
+    record = lastrun.load(state_dir)
+    last = record["last_run"] if record else None
+    bundle = _local_bundle(settings.bundle_dir.expanduser())
+    completed = last is None or last["exit_code"] == 0
+    if as_json:
+        echo_json(
+            {
+                "ok": completed,
+                "api": None,
+                "images_root": root.as_dict(),
+                "last_run": last | {"local_time": local_time(last["started"])} if last else None,
+                "recorded_in": str(lastrun.path_in(state_dir)),
+                "bundle": bundle,
+                "next_nightly": None,
+            }
+        )
+        raise typer.Exit(OK if completed else REJECTED)
+    if last is None:
+        typer.echo(f"last run: none recorded in {state_dir} (run `facelogin sync --images DIR`)")
+    else:
+        typer.echo(
+            f"last run: facelogin sync on this machine, {last['state']} (exit {last['exit_code']}), "
+            f"started {local_time(last['started'])}{_took(last['started'], last['finished'])}"
+        )
+        if last["counts"]:
+            always = ("users", "photos", "encoded", "unchanged", "rejected", "uploaded")
+            shown = {k: v for k, v in last["counts"].items() if k in always or v}
+            typer.echo("  " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in shown.items()))
+        if last["error"]:
+            typer.echo(f"  {last['error']}")
+        typer.echo(f"  images root {last['images']}")
+        if last["counts"]:  # the run got as far as writing: where to
+            written = last["bundle"] or {}
+            typer.echo(f"  store {last['store']}; MongoDB {last['catalog']}")
+            typer.echo(f"  bundle {written.get('version')} published to {written.get('location')}")
+    if bundle is None:
+        typer.echo(f"bundle here: none in {settings.bundle_dir} yet")
+    elif bundle.get("error"):
+        typer.echo(f"bundle here: {bundle['error']}")
+    else:
+        typer.echo(
+            f"bundle here: {bundle['version']} ({bundle['users']} users), made {bundle['local_time']}, "
+            f"in {bundle['path']}"
+        )
+    typer.echo(
+        "next nightly run: none without a Prefect server (PREFECT_API_URL): this is what `facelogin sync` "
+        "did on this machine"
+    )
+    raise typer.Exit(OK if completed else REJECTED)
+
+
+def _took(started: str, finished: str) -> str:
+    try:
+        seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    except (TypeError, ValueError):
+        return ""
+    return f", took {seconds:.0f} s"
+
+
+def _local_bundle(folder: Any) -> dict[str, Any] | None:
+    """The bundle published on this machine (its manifest, not its encodings), or None when none is."""
+    from facelogin.adapters.store import DirStore
+    from facelogin.bundle import LATEST, BundleError, read_manifest
+
+    if not (folder / LATEST).is_file():
+        return None
+    try:
+        manifest = read_manifest(DirStore(folder))
+    except BundleError as exc:
+        return {"path": str(folder), "error": str(exc)}
+    created = manifest.get("created_at")
+    return {
+        "path": str(folder),
+        "version": manifest["version"],
+        "users": len(manifest.get("users") or []),
+        "created_at": created,
+        "local_time": local_time(created),
+    }

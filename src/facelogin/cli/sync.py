@@ -25,7 +25,9 @@ def sync(
     images: Annotated[
         Path | None,
         typer.Option(
-            "--images", help="Images root, one folder per user [env FACELOGIN_IMAGES, default ./images]."
+            "--images",
+            help="Images root, one folder per user [env FACELOGIN_IMAGES, default: the root the sync-now "
+            "deployment reads, else the root the last sync read, else ./images].",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
@@ -54,6 +56,7 @@ def sync(
     (a path, a setting or a server to fix first; the message says which).
     """
     from facelogin.cli import runs
+    from facelogin.cli.roots import images_root
     from facelogin.settings import SettingsError, load_settings
 
     show_progress = not as_json and sys.stderr.isatty()
@@ -63,11 +66,15 @@ def sync(
         settings = load_settings() if images is None else load_settings(images=images)
     except SettingsError as exc:  # a setting with a bad value: named, with what it accepts
         _fail(str(exc), None, as_json, EXIT_ERROR)
+    root = images_root(images, settings)
+    if root.warning:
+        typer.secho(f"warning: {root.warning}", fg="yellow", err=True)
+    settings = settings.model_copy(update={"images": root.path})
     parameters = {"full": full, "dry_run": dry_run, "allow_removals": allow_removals, "prune": prune}
-    run = run_checked(settings, parameters, as_json, show_progress)
+    run = run_checked(settings, parameters, as_json, show_progress, root=root)
     summary = run.summary
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        typer.echo(json.dumps(summary | {"images_root": root.as_dict()}, indent=2, default=str))
         return
     if dry_run:
         _print_preview(summary)
@@ -116,15 +123,31 @@ def progress_bars(enabled: bool) -> Iterator[None]:
         logger.removeHandler(handler)
 
 
-def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progress: bool = False) -> Any:
+def run_checked(
+    settings: Any,
+    parameters: dict[str, Any],
+    as_json: bool,
+    progress: bool = False,
+    root: Any = None,
+) -> Any:
     """Check the images root, store and MongoDB, then run the flow here; the run (runs.SyncRun), or exit 1/2.
 
-    Mistakes are found before Prefect starts: in seconds, not after half a minute.
+    Mistakes are found before Prefect starts: in seconds, not after half a minute. Every run but a
+    dry run is recorded in the state directory (facelogin.sync.lastrun), whatever its end: the other
+    commands take its images root, and `facelogin status` shows it without a Prefect server.
+    `root` (facelogin.cli.roots.Root) is said once the checks pass (a mistake stays one line on
+    stderr), and goes into the --json error output.
     """
     from facelogin.adapters import connect
     from facelogin.cli import runs
     from facelogin.sync.guard import SyncRefused, check_images_root
     from facelogin.sync.outcome import SyncError
+
+    started = _now()
+
+    def failed(message: str, summary: dict[str, Any] | None, code: int) -> None:
+        _record(settings, parameters, started, code, summary, message)
+        _fail(message, summary, as_json, code, root.as_dict() if root is not None else None)
 
     try:
         for message in settings.deprecations:
@@ -133,6 +156,8 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
         checked = runs.settings_with_blocks(settings)
         connect.check_store(checked)
         connect.check_catalog(checked)
+        if root is not None and not as_json:
+            typer.echo(root.line, err=True)
         # The flow runs in the project directory: paths given here are relative to where we are.
         if not settings.state_dir.is_absolute():
             os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
@@ -143,13 +168,54 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
         ):
             run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
     except (SyncRefused, runs.BlockError) as exc:
-        _fail(str(exc), None, as_json, EXIT_ERROR)
+        failed(str(exc), None, EXIT_ERROR)
     except SyncError as exc:
-        _fail(str(exc), exc.summary, as_json, EXIT_FAILED)
+        failed(str(exc), exc.summary, EXIT_FAILED)
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
         code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
-        _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
+        failed(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, code)
+    _record(settings, parameters, started, 0, run.summary, url=run.url)
     return run
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _record(
+    settings: Any,
+    parameters: dict[str, Any],
+    started: str,
+    code: int,
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+    url: str | None = None,
+) -> None:
+    """Keep this run in the state directory as the last one; a dry run changed nothing and is not kept.
+
+    A refused run (exit 2) is kept only where a state directory is already: a typo in --images on
+    a new machine leaves nothing behind. A record that cannot be written is a warning: the run
+    itself is what the exit code reports.
+    """
+    from facelogin.sync import lastrun
+
+    state_dir = settings.state_dir.expanduser().resolve()
+    if parameters.get("dry_run") or (code == EXIT_ERROR and not state_dir.is_dir()):
+        return
+    run = lastrun.run_record(images=str(settings.images.resolve()), started=started, finished=_now(),
+                             exit_code=code, summary=summary, error=error, url=url)  # fmt: skip
+    try:
+        lastrun.save(state_dir, run)
+    except OSError as exc:
+        where = lastrun.path_in(state_dir)
+        typer.secho(
+            f"warning: this run could not be recorded in {where} ({exc.strerror or exc}): "
+            "`facelogin status` and the images root of the other commands do not know it",
+            fg="yellow",
+            err=True,
+        )
 
 
 @contextmanager
@@ -191,9 +257,12 @@ def _is_refusal(exc: BaseException) -> bool:
     return isinstance(exc, SyncRefused | StoreError | CatalogError | SettingsError)
 
 
-def _fail(message: str, summary: dict[str, Any] | None, as_json: bool, code: int) -> None:
+def _fail(
+    message: str, summary: dict[str, Any] | None, as_json: bool, code: int, root: dict[str, Any] | None = None
+) -> None:
     if as_json:
-        typer.echo(json.dumps({"ok": False, "error": message, "summary": summary}, indent=2, default=str))
+        out = {"ok": False, "error": message, "summary": summary} | ({"images_root": root} if root else {})
+        typer.echo(json.dumps(out, indent=2, default=str))
     typer.secho(f"sync failed: {message}", fg="red", err=True)
     raise typer.Exit(code)
 

@@ -6,6 +6,7 @@ the images root is the one the sync reads (facelogin.cli.roots).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,8 +19,8 @@ import typer
 from facelogin.cli.exits import ERROR, OK, REJECTED
 
 IMAGES_HELP = (
-    "Images root [env FACELOGIN_IMAGES, default: the root the sync-now deployment reads, "
-    "or ./images in the checkout]."
+    "Images root [env FACELOGIN_IMAGES, default: the root the sync-now deployment reads, else the "
+    "root the last sync read, else ./images in the checkout]."
 )
 
 
@@ -78,52 +79,72 @@ def _when(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def _profile_location(store: Any, profile: dict[str, Any] | None) -> str | None:
+def _profile_key(profile: dict[str, Any] | None) -> str | None:
+    """The store key of the largest profile thumbnail."""
     if not profile or not profile.get("keys"):
         return None
     keys = profile["keys"]
-    key = keys[max(keys, key=int)]
-    return f"{store.location}/{key}"
+    return str(keys[max(keys, key=int)])
+
+
+def _profile_location(store: Any, profile: dict[str, Any] | None) -> str | None:
+    key = _profile_key(profile)
+    return f"{store.location}/{key}" if key else None
+
+
+def _state(name: str, doc: Any, folders: dict[str, int], unreadable: set[str], verdict: Any) -> str:
+    """What the next sync does with this user, as the sync's own guard decides it."""
+    if doc is None:
+        return "not synced yet"
+    if verdict.stops or name in folders:
+        return "synced"  # a root the sync refuses is not read: nobody is removed
+    if name in unreadable:
+        return "folder unreadable: kept as synced"
+    if name in verdict.kept:
+        return f"folder gone: kept; needs --allow-removals {len(verdict.kept)}"
+    return "folder gone: removed at the next sync"
+
+
+def _shown(path: Path) -> str:
+    """`./images` for a path under the current directory, else the path."""
+    try:
+        return f"./{path.relative_to(Path.cwd())}"
+    except ValueError:
+        return str(path)
 
 
 def users(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     images: Annotated[Path | None, typer.Option("--images", help=IMAGES_HELP)] = None,
 ) -> None:
-    """List every user: photos (encoded/rejected), profile image location, last sync.
+    """List every user: photos (encoded/rejected), profile image, last sync, and what the next sync does.
 
-    Users come from MongoDB and from the images root: a folder not synced yet, or a user whose folder
-    is gone (the next sync removes them), is shown as such. Exit 0 listed, 2 error.
+    Users come from MongoDB and from the images root the sync reads: a folder not synced yet, or a
+    user whose folder is gone, is shown as such; the state is the next sync's own verdict (a root
+    it would refuse removes nobody). Exit 0 listed, 2 error.
     """
     from facelogin.adapters.connect import open_store
     from facelogin.cli.common import echo_json, load_settings
-    from facelogin.cli.roots import RootUnknown, images_root
-    from facelogin.naming import is_photo_name
+    from facelogin.cli.roots import images_root
+    from facelogin.sync.discover import user_folders
+    from facelogin.sync.guard import forecast, images_root_problem
 
     settings = load_settings("users", as_json)
-    try:
-        root: Path | None = images_root(images, settings.images).path
-    except RootUnknown:
-        root = None  # MongoDB still says who is enrolled; the folders cannot be told
+    root = images_root(images, settings)
     folders: dict[str, int] = {}
-    if root is not None and root.is_dir():
-        for entry in sorted(root.iterdir()):
-            if entry.is_dir() and not entry.name.startswith("."):
-                folders[entry.name] = sum(1 for p in entry.iterdir() if is_photo_name(p.name))
+    unreadable: set[str] = set()
+    if images_root_problem(root.path) is None:
+        with contextlib.suppress(OSError):  # gone since it was checked: the forecast says so
+            folders, unreadable = user_folders(root.path)
     with _catalog("users", settings, as_json) as catalog:
         docs = {d["username"]: d for d in catalog.list_users()}
         where = catalog.where
+    verdict = forecast(root.path, folders, unreadable, list(docs), settings.max_removal_share)
     store = open_store(settings)
     rows = []
     for name in sorted(set(docs) | set(folders)):
         doc = docs.get(name)
         counts = (doc or {}).get("counts") or {}
-        if doc is None:
-            state = "not synced yet"
-        elif root is not None and name not in folders:
-            state = "folder gone: removed at the next sync"
-        else:
-            state = "synced"
         rows.append(
             {
                 "username": name,
@@ -132,40 +153,87 @@ def users(
                 "rejected": counts.get("rejected", 0),
                 "profile_image": _profile_location(store, (doc or {}).get("profile_image")),
                 "last_sync": _when((doc or {}).get("updated_at")),
-                "folder": str(root / name) if root is not None and name in folders else None,
-                "state": state,
+                "folder": str(root.path / name) if name in folders else None,
+                "state": _state(name, doc, folders, unreadable, verdict),
             }
         )
+    notes = []
+    if verdict.stops:
+        notes.append(f"images root {_shown(root.path)} {verdict.stops}: showing MongoDB only; pass --images")
+    elif verdict.refusal:
+        notes.append(verdict.refusal)
     if as_json:
         echo_json(
             {
                 "ok": True,
-                "images": str(root) if root else None,
+                "images": str(root.path),
+                "images_root": root.as_dict() | {"problem": verdict.stops},
                 "catalog": where,
                 "store": store.location,
+                "next_sync": {
+                    "stops": verdict.stops,
+                    "removes": verdict.removed,
+                    "refuses": verdict.kept,
+                    "refusal": verdict.refusal,
+                },
                 "users": rows,
             }
         )
         raise typer.Exit(OK)
+    typer.echo(root.line, err=True)
+    for note in notes:
+        typer.secho(f"note: {note}", fg="yellow", err=True)
+    _print_table(rows, docs, where, store.location)
+
+
+def _print_table(rows: list[dict[str, Any]], docs: dict[str, Any], where: str, store: str) -> None:
+    """One row per user that reads at 80 columns. The narrow columns (counts, time) are laid out
+    first at their own width; what is left goes to the long texts, which wrap: the state at spaces,
+    the profile image's store key anywhere. Names are never cut (folded only past 24 characters)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"facelogin users ({len(rows)})", caption=f"MongoDB {where}; store {store.location}")
-    for column in ("user", "photos", "encoded", "rejected", "profile image", "last sync", "state"):
-        table.add_column(column)
+    from facelogin.cli.common import local_time
+
+    console = Console()
+    zone = datetime.now().astimezone().strftime("%Z")
+    cells = []
     for r in rows:
-        table.add_row(
-            r["username"],
-            str(r["photos"]),
-            str(r["encoded"]),
-            str(r["rejected"]),
-            r["profile_image"] or "-",
-            r["last_sync"] or "-",
-            r["state"],
+        doc = docs.get(r["username"]) or {}
+        when = local_time(r["last_sync"]).removesuffix(f" {zone}") if r["last_sync"] else "-"
+        key = _profile_key(doc.get("profile_image")) or "-"
+        cells.append(
+            (r["username"], str(r["photos"]), str(r["encoded"]), str(r["rejected"]), when, r["state"], key)
         )
-    Console().print(table)
-    if root is None:
-        typer.secho("note: the images root the sync reads is unknown here: folders not shown", err=True)
+    name_w = min(max([4, *(len(c[0]) for c in cells)]), 24)
+    state_natural = max([5, *(len(c[5]) for c in cells)])
+    key_natural = max([13, *(len(c[6]) for c in cells)])
+    # After the user and the counts (photos, enc, rej) and a 2-space gap between the 7 columns:
+    # the time on one line when there is room for it, else the date over the time.
+    rest = console.width - name_w - (6 + 3 + 3) - 2 * 6
+    time_w = 16 if rest - 16 >= min(state_natural, 12) + min(key_natural, 24) else 10
+    left = rest - time_w
+    state_w = min(state_natural, max(8, left // 2))
+    key_w = min(key_natural, max(8, left - state_w))
+    table = Table(
+        title=f"facelogin users ({len(rows)})",
+        caption=f"enc/rej: photos encoded/rejected; times in {zone}; MongoDB {where}; store {store}",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),  # with the box's one-space separator: a 2-space gap
+    )
+    table.add_column("user", overflow="fold", width=name_w)
+    table.add_column("photos", justify="right", no_wrap=True, width=6)
+    table.add_column("enc", justify="right", no_wrap=True, width=3)
+    table.add_column("rej", justify="right", no_wrap=True, width=3)
+    table.add_column("last sync", width=time_w)
+    table.add_column("state", overflow="fold", width=state_w)
+    table.add_column("profile image", overflow="fold", width=key_w)
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
 
 
 def remove(
@@ -192,9 +260,11 @@ def remove(
         fail("remove", f"{username!r} is not a user name: {problem}", as_json)
     settings = load_settings("remove", as_json, blocks=False)
     try:
-        root = images_root(images, settings.images)
+        root = images_root(images, settings, writing=True)
     except RootUnknown as exc:
         fail("remove", str(exc), as_json)
+    if not as_json:
+        typer.echo(root.line, err=True)
     folder = root.path / username
     out: dict[str, Any] = {
         "ok": True,

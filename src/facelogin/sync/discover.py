@@ -13,6 +13,7 @@ import errno
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,33 @@ def discover_photos(root: Path, known: dict[str, list[Any]] | None = None) -> Di
     real_root = root.resolve()
     found = Discovery()
     known = known or {}
+    for entry in _user_folders(root, real_root, found):
+        try:
+            found.users[entry.name] = _user_photos(entry, real_root, found, known)
+        except OSError as exc:
+            _reject_unreadable_user(found, entry, exc)
+    return found
+
+
+def user_folders(root: Path) -> tuple[dict[str, int], set[str]]:
+    """The user folders a sync of `root` would see, without reading any photo (`facelogin users`).
+
+    Each readable folder's count of photo-named files, and the folders that cannot be read (the
+    sync keeps what was synced from those). The root must be a folder (OSError otherwise).
+    """
+    root = Path(root)
+    found = Discovery()
+    counts: dict[str, int] = {}
+    for entry in _user_folders(root, root.resolve(), found):
+        try:
+            counts[entry.name] = sum(1 for e in _entries(entry) if is_photo_name(e.name))
+        except OSError as exc:
+            _reject_unreadable_user(found, entry, exc)
+    return counts, found.unreadable_users
+
+
+def _user_folders(root: Path, real_root: Path, found: Discovery) -> Iterator[Path]:
+    """Every entry directly under `root` that is a user folder; the others get a reason in `found`."""
     for item in _entries(root):
         entry = Path(item.path)
         if item.is_symlink():
@@ -156,11 +184,7 @@ def discover_photos(root: Path, known: dict[str, list[Any]] | None = None) -> Di
         if problem := name_problem(entry.name):
             found.rejected.append(Rejection(str(entry), problem))
             continue
-        try:
-            found.users[entry.name] = _user_photos(entry, real_root, found, known)
-        except OSError as exc:
-            _reject_unreadable_user(found, entry, exc)
-    return found
+        yield entry
 
 
 def _reject_unreadable_user(found: Discovery, folder: Path, exc: OSError) -> None:

@@ -8,6 +8,8 @@ believed it would delete every user, their thumbnails and their encodings. So wo
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from facelogin.naming import is_photo_name
@@ -20,29 +22,50 @@ class SyncRefused(RuntimeError):
     """The run stopped before changing anything; the message says why and how to go on."""
 
 
-def check_images_root(root: Path, allow_empty: bool = False) -> None:
-    """Refuse an images root that is missing, not a folder, unreadable, empty or one user's folder."""
-    where = f"images root {str(root)!r} (--images / FACELOGIN_IMAGES)"
+def images_root_problem(root: Path, allow_empty: bool = False) -> tuple[str, str] | None:
+    """What is wrong with `root` for a sync, in short (`does not exist`) and what to do; None if fine.
+
+    `facelogin users` shows the short part, the sync refuses with both (check_images_root).
+    """
     if not root.exists():
-        raise SyncRefused(f"{where} does not exist: check the path, and that the share is mounted")
+        return "does not exist", "check the path, and that the share is mounted"
     if not root.is_dir():
-        raise SyncRefused(f"{where} is not a directory")
+        return "is not a directory", ""
     try:
         entries = [e for e in os.scandir(root) if not e.name.startswith(".")]
     except OSError as exc:
-        raise SyncRefused(f"{where} cannot be read: {exc.strerror or exc}") from None
+        return f"cannot be read: {exc.strerror or exc}", ""
     folders = [e for e in entries if e.is_dir()]
     if folders or allow_empty:
-        return
+        return None
     if any(e.is_file() and is_photo_name(e.name) for e in entries):
-        raise SyncRefused(
-            f"{where} holds photos but no user folders: point it at the folder that holds one folder "
-            "per user (images/<Username>/photo.jpg), not at one user's folder"
+        return (
+            "holds photos but no user folders",
+            "point it at the folder that holds one folder per user (images/<Username>/photo.jpg), "
+            "not at one user's folder",
         )
-    raise SyncRefused(
-        f"{where} holds no user folders: if it is a network share, is it mounted? Nothing was changed. "
-        "To remove every user on purpose, run with --prune."
+    return (
+        "holds no user folders",
+        "if it is a network share, is it mounted? Nothing was changed. "
+        "To remove every user on purpose, run with --prune.",
     )
+
+
+def check_images_root(root: Path, allow_empty: bool = False) -> None:
+    """Refuse an images root that is missing, not a folder, unreadable, empty or one user's folder."""
+    problem = images_root_problem(root, allow_empty)
+    if problem is not None:
+        short, advice = problem
+        where = f"images root {str(root)!r} (--images / FACELOGIN_IMAGES)"
+        raise SyncRefused(f"{where} {short}" + (f": {advice}" if advice else ""))
+
+
+def removed_users(
+    recorded: Collection[str], users: Collection[str], unreadable_users: Collection[str] = ()
+) -> list[str]:
+    """Recorded users whose folder is gone (the plan removes them); a folder that is there but cannot
+    be read is not gone."""
+    return sorted(set(recorded) - set(users) - set(unreadable_users))
 
 
 def check_removals(known: int, removed: list[str], allow: int = 0, prune: bool = False,
@@ -57,6 +80,39 @@ def check_removals(known: int, removed: list[str], allow: int = 0, prune: bool =
         f"nothing was changed. If they really left, confirm with `facelogin sync --allow-removals {count}` "
         "(or --prune for any number); otherwise check that the images root is the right, mounted folder."
     )
+
+
+@dataclass
+class Forecast:
+    """What the next sync (without --allow-removals or --prune) would do with the recorded users."""
+
+    stops: str | None = None  # the root's problem: the next sync stops before changing anything
+    removed: list[str] = field(default_factory=list)  # users it would remove: their folders are gone
+    kept: list[str] = field(default_factory=list)  # folders gone, but it would refuse to remove them
+    refusal: str | None = None  # why it would refuse (check_removals' message)
+
+
+def forecast(
+    root: Path,
+    users: Collection[str],
+    unreadable_users: Collection[str],
+    recorded: Collection[str],
+    share: float = DEFAULT_REMOVAL_SHARE,
+) -> Forecast:
+    """The next sync's verdict on `root` and the `recorded` users, by the checks the sync makes.
+
+    `users` and `unreadable_users` are the folders as discovery sees them (user_folders); a
+    missing or empty root, or a removal above the safety share, stops the sync: nobody goes.
+    """
+    problem = images_root_problem(root)
+    if problem is not None:
+        return Forecast(stops=problem[0])
+    gone = removed_users(recorded, users, unreadable_users)
+    try:
+        check_removals(len(recorded), gone, share=share)
+    except SyncRefused as exc:
+        return Forecast(kept=gone, refusal=str(exc))
+    return Forecast(removed=gone)
 
 
 def check_remote(embedded_store: bool, embedded_catalog: bool, require_remote: bool,

@@ -11,6 +11,7 @@ from facelogin.faces import ENCODED, REJECTED
 from facelogin.imaging import CANNOT_READ
 from facelogin.naming import thumb_key, thumb_name
 from facelogin.sync.discover import Discovery, Photo
+from facelogin.sync.guard import removed_users
 
 # Reason prefixes of rejections that were failures, not verdicts: `encoding failed` is how the
 # encode stage names a batch whose worker failed outright.
@@ -63,7 +64,7 @@ def plan_sync(
     `unreadable_users` and `unreadable_photos` (photo refs) come from the discovery: what was
     recorded for them is held as it was, never removed on the strength of a read error.
     """
-    plan = Plan(removed_users=sorted(set(recorded) - set(users) - set(unreadable_users)))
+    plan = Plan(removed_users=removed_users(recorded, users, unreadable_users))
     for username in sorted(set(unreadable_users) & set(recorded) - set(users)):
         plan.held_users.append(username)
         plan.held[username] = [recorded[username][name] for name in sorted(recorded[username])]
