@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 
 log = logging.getLogger("facelogin.progress")
+# Signals for whoever listens here, not log lines: a handler further up (Prefect's console handler at
+# DEBUG, a caller's basicConfig) must not print them.
+log.propagate = False
 
 HASHED = "photos hashed"
 ENCODED = "photos encoded"
