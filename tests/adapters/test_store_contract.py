@@ -1,21 +1,29 @@
-"""One contract for every object store: the local directory and S3 (moto server on loopback)."""
+"""One contract for every object store: the local directory, and S3 on two real servers on loopback:
+moto (fast, lenient) and SeaweedFS (SigV4 checked, presigned URLs verified, private by default)."""
 
 from __future__ import annotations
 
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
 from facelogin.adapters.store import DirStore, MissingObject, ObjectStore, S3Store, StoreError
 from tests.conftest import s3_for
-from tests.servers import MotoServer
+from tests.servers import MotoServer, SeaweedServer
 
 
-@pytest.fixture(params=["dir", "s3"])
+@pytest.fixture(params=["dir", "moto", "seaweed"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "dir":
         return DirStore(tmp_path / "objects")
+    if request.param == "seaweed":
+        seaweed: SeaweedServer = request.getfixturevalue("seaweed")
+        client = s3_for(seaweed.url)
+        name = f"faces-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=name)
+        return S3Store(client, name)
     moto: MotoServer = request.getfixturevalue("moto")
     return S3Store(s3_for(moto.url), request.getfixturevalue("bucket"))
 

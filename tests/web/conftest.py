@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,8 +18,8 @@ from starlette.testclient import TestClient
 from facelogin.adapters.embedded import NxServer
 from facelogin.settings import Settings
 from facelogin.web import create_app
-from tests.conftest import AWS_ENV
-from tests.servers import MotoServer
+from tests.conftest import AWS_ENV, s3_for
+from tests.servers import MotoServer, SeaweedServer
 from tests.web.synced import Encodings, encode_tree, write_state
 
 # Kit_Harington is left out of the bundle: his probe photo is a person the login does not know.
@@ -56,7 +57,8 @@ def make_client(
     database: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[MakeClient]:
-    """`make_client(store="dir"|"s3", users=ENROLLED, **settings)`: the app in-process on a synced state.
+    """`make_client(store="dir"|"s3"|"seaweed", users=ENROLLED, **settings)`: the app in-process on a
+    synced state ("s3": a bucket on moto, "seaweed": on SeaWeedFS, a real S3 server).
 
     MongoDB is the session's nx-27017 (a fresh database per test); "s3" is a new bucket on the
     session's moto server. The client's `settings` attribute holds the settings it runs with.
@@ -91,6 +93,13 @@ def make_client(
             for key, value in {**AWS_ENV, "AWS_ENDPOINT_URL": moto.url}.items():
                 monkeypatch.setenv(key, value)
             settings = settings.model_copy(update={"bucket": request.getfixturevalue("bucket")})
+        elif store == "seaweed":
+            seaweed: SeaweedServer = request.getfixturevalue("seaweed")
+            for key, value in {**AWS_ENV, "AWS_ENDPOINT_URL": seaweed.url}.items():
+                monkeypatch.setenv(key, value)
+            name = f"web-{uuid.uuid4().hex[:12]}"
+            s3_for(seaweed.url).create_bucket(Bucket=name)
+            settings = settings.model_copy(update={"bucket": name})
         if sync:
             tree, known = (
                 (images, encoded)

@@ -155,10 +155,11 @@ def test_the_json_api_gives_the_logged_in_users_image_and_any_users_with_the_adm
     assert client.get("/api/users/Nobody/profile-image", headers=admin).status_code == 404
 
 
+@pytest.mark.parametrize("server", ["s3", "seaweed"])
 def test_presigned_mode_shows_a_fresh_presigned_url_that_s3_serves(
-    make_client: MakeClient, faces: Path, database: str, nx: NxServer
+    make_client: MakeClient, faces: Path, database: str, nx: NxServer, server: str
 ) -> None:
-    client = make_client(store="s3")
+    client = make_client(store=server)
     with MongoClient(nx.uri) as mongo:
         stored = mongo[database]["users"].find_one({"username": "Obama"})
     assert stored is not None and stored["profile_image"]["urls"] is None  # keys only: links expire

@@ -108,6 +108,7 @@ class S3Store:
         self.url_mode = url_mode
         self.base_url = base_url.rstrip("/") if base_url else None
         self.presign_seconds = presign_seconds
+        self._public_checked = False  # public-acl mode: an anonymous read of a public object worked
 
     @property
     def location(self) -> str:
@@ -169,6 +170,8 @@ class S3Store:
                 CacheControl=cache_control,
                 **extra,
             )
+            if public and self.url_mode == "public-acl" and not self._public_checked:
+                self.check_public(key)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "AccessControlListNotSupported":
@@ -183,6 +186,30 @@ class S3Store:
             if not is_transient(exc):
                 raise StoreError(f"cannot write s3://{self.bucket}/{key}: {code or exc}") from None
             raise
+
+    def check_public(self, key: str) -> None:
+        """In public-acl mode: one anonymous HEAD of an object just made public-read. Some servers accept
+        the ACL and ignore it (SeaweedFS, a bucket whose policy blocks public access): then nothing is
+        public, and saying otherwise would store URLs that answer 403. StoreError with what to do."""
+        import urllib.error
+        import urllib.request
+
+        url = self.stable_url(key)
+        assert url is not None
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10):
+                pass
+        except urllib.error.HTTPError as exc:
+            raise StoreError(
+                f"bucket {self.bucket!r} at {self.client.meta.endpoint_url} accepted a public-read ACL but "
+                f"an anonymous request for {key} got {exc.code}: the server does not apply ACLs, so "
+                "FACELOGIN_URL_MODE=public-acl would store links that do not open. Use "
+                "FACELOGIN_URL_MODE=presigned (private objects, signed links), or base-url with a bucket "
+                "policy allowing anonymous GET on the thumbnails prefix and FACELOGIN_BASE_URL."
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot check that {url} is public: {exc}") from None
+        self._public_checked = True
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import ClientError

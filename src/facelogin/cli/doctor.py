@@ -179,6 +179,18 @@ def _store(settings: Any) -> Check:
             f"local directory {location}: thumbnails and bundle stay here",
             "set FACELOGIN_BUCKET (or FACELOGIN_S3_BLOCK) and AWS credentials for production",
         )
+    if settings.url_mode == "public-acl":
+        from facelogin.adapters.connect import open_store
+
+        store = open_store(settings)
+        probe = f"{settings.thumbs_prefix}/.facelogin-doctor-probe"
+        try:
+            store.put(probe, b"facelogin doctor", "text/plain", "no-store", public=True)
+        finally:
+            store.delete([probe])
+        return Check(
+            "object store", PASS, f"{location} answers; public-read objects open without credentials"
+        )
     return Check("object store", PASS, f"{location} answers")
 
 
