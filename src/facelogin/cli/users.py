@@ -130,6 +130,8 @@ def users(
                 "photos": counts.get("photos", folders.get(name, 0)),
                 "encoded": counts.get("encoded", 0),
                 "rejected": counts.get("rejected", 0),
+                "weak": counts.get("weak", 0),
+                "notes": (doc or {}).get("notes") or [],
                 "profile_image": _profile_location(store, (doc or {}).get("profile_image")),
                 "last_sync": _when((doc or {}).get("updated_at")),
                 "folder": str(root / name) if root is not None and name in folders else None,
@@ -151,7 +153,7 @@ def users(
     from rich.table import Table
 
     table = Table(title=f"facelogin users ({len(rows)})", caption=f"MongoDB {where}; store {store.location}")
-    for column in ("user", "photos", "encoded", "rejected", "profile image", "last sync", "state"):
+    for column in ("user", "photos", "encoded", "rejected", "weak", "profile image", "last sync", "state"):
         table.add_column(column)
     for r in rows:
         table.add_row(
@@ -159,11 +161,16 @@ def users(
             str(r["photos"]),
             str(r["encoded"]),
             str(r["rejected"]),
+            str(r["weak"]),
             r["profile_image"] or "-",
             r["last_sync"] or "-",
             r["state"],
         )
     Console().print(table)
+    for r in rows:
+        for note in r["notes"]:
+            verdict = "left out" if note["status"] == "rejected" else "weak"
+            typer.echo(f"{r['username']}/{note['photo']}: {verdict}: {note['reason']}")
     if root is None:
         typer.secho("note: the images root the sync reads is unknown here: folders not shown", err=True)
 
