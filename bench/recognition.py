@@ -8,10 +8,11 @@ Reads any folder laid out as
 
 (`python -m bench.recognition_set` builds one from public photos). Enrolment goes through the
 sync's own encoder (`facelogin.faces.encode_face` with the sync's default settings, as
-`facelogin sync` runs it); what the gate or the detector rejects is counted, not enrolled. The
-bundle is what the sync would publish. Each probe and stranger is then read as a login reads an
-image (reduced to the login height, HOG detection, one descriptor) and decided by the login's own
-rule (`facelogin.login.match`), with the default threshold and margin. Printed:
+`facelogin sync` runs it) and its identity checks: what the detector or the checks reject is
+counted, not enrolled. The bundle is what the sync would publish. Each probe and stranger is then
+read as a login reads an image (reduced to the login height, HOG detection, one descriptor) and
+decided by the login's own rule (`facelogin.login.match`: the bundle's, or --rule), with the
+default threshold and margin. Printed:
 
 - probes accepted as themselves, accepted as someone else, refused (and why);
 - strangers accepted (and as whom);
@@ -26,6 +27,7 @@ The CPU may be shared: times are medians, and the load average is printed with t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -45,11 +47,13 @@ from facelogin.login.match import (
     DEFAULT_MARGIN,
     DEFAULT_THRESHOLD,
     NEAREST,
+    RULES,
     FrameDecision,
     Gallery,
     best_match,
     decide_frame,
 )
+from facelogin.sync.identity import Candidate, check_identities
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MATCH_PASSES = 2000
@@ -99,19 +103,29 @@ def sync_encoder() -> Callable[[Path], FaceResult]:
 
 
 def enrol(face_set: FaceSet, encoder: Callable[[Path], FaceResult] | None = None) -> Enrolled:
-    """Encode every enrolment photo with the sync's encoder and build the bundle it would publish."""
+    """Encode every enrolment photo with the sync's encoder, check the identities as a first sync
+    does (facelogin.sync.identity: what it leaves out is not enrolled), and build the bundle."""
     encode = encoder or sync_encoder()
-    encodings: dict[str, list[list[float]]] = {}
+    candidates: list[Candidate] = []
     rejected, times = [], []
     for user, photos in face_set.enrol.items():
         for photo in photos:
             start = time.perf_counter()
             result = encode(photo)
             times.append((time.perf_counter() - start) * 1000.0)
+            ref = f"{user}/{photo.name}"
             if result.status == ENCODED and result.encoding is not None:
-                encodings.setdefault(user, []).append(result.encoding)
+                sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+                candidates.append(Candidate(ref, user, sha, result.encoding))
             else:
-                rejected.append({"file": f"{user}/{photo.name}", "reason": result.reason or "rejected"})
+                rejected.append({"file": ref, "reason": result.reason or "rejected"})
+    checked = check_identities(candidates)
+    encodings: dict[str, list[list[float]]] = {}
+    for c in candidates:
+        if c.ref in checked.rejected:
+            rejected.append({"file": c.ref, "reason": checked.rejected[c.ref]})
+        else:
+            encodings.setdefault(c.username, []).append(list(c.encoding))
     data, manifest = build_bundle(encodings, {}, "bench", {"detector": "hog"})
     bundle = load_bundle(parse_manifest(json.dumps(manifest).encode(), "bench"), data, "bench")
     return Enrolled(encodings, rejected, times, bundle)
@@ -232,7 +246,7 @@ def match_ms(
     return [statistics.median(s) for s in samples]
 
 
-def run(root: Path, descriptor_passes: int = 3) -> dict[str, Any]:
+def run(root: Path, descriptor_passes: int = 3, rule: str | None = None) -> dict[str, Any]:
     face_set = read_set(root)
     load_faces()  # model loading is not a login decision
     enrolled = enrol(face_set)
@@ -245,7 +259,7 @@ def run(root: Path, descriptor_passes: int = 3) -> dict[str, Any]:
         for path in face_set.strangers:
             stranger_desc[path.name] = d = describe(path)
             describe_ms.append(d.ms)
-    decide = login_rule(enrolled.bundle)
+    decide = login_rule(enrolled.bundle, rule=rule)
     outcome = score(decide, probe_desc.items(), stranger_desc.items())
     all_desc = list(probe_desc.values()) + list(stranger_desc.values())
     # The peer: format 1's rule (each encoding on its own), on the same encodings.
@@ -257,7 +271,7 @@ def run(root: Path, descriptor_passes: int = 3) -> dict[str, Any]:
         "enrolled_encodings": len(enrolled.bundle.encodings),
         "enrol_rejected": enrolled.rejected,
         **outcome.as_dict(),
-        "rule": enrolled.bundle.match_rule,
+        "rule": rule or enrolled.bundle.match_rule,
         "threshold": DEFAULT_THRESHOLD,
         "margin": DEFAULT_MARGIN,
         "ms": {
@@ -300,10 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", type=Path, required=True, help="folder with enrol/, probes/, strangers/")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--passes", type=int, default=3, help="descriptor timing passes (median)")
+    parser.add_argument(
+        "--rule", choices=RULES, help="decide by this match rule instead of the bundle's (nearest: format 1)"
+    )
     args = parser.parse_args(argv)
     if not args.set.is_dir():
         parser.error(f"{args.set}: not a folder")
-    report = run(args.set, args.passes)
+    report = run(args.set, args.passes, args.rule)
     if args.json:
         print(json.dumps(report))
     else:
