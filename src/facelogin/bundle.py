@@ -2,12 +2,20 @@
 
 Layout, locally and under the bundle prefix in the object store::
 
-    bundle-<version>.npz    arrays: encodings (N,128) float64, labels (N,) int32, usernames (U,) str
+    bundle-<version>.npz    arrays: encodings (N,128) float64, labels (N,) int32, usernames (U,) str,
+                            match_rule (1,) str (format 2: in the checksum, so a new rule is a new version)
     bundle-<version>.json   the manifest (format, version, sha256 of the .npz, users, model versions)
     latest.json             a copy of the newest manifest, written last: the pointer readers follow
 
 `version` is the first 16 hex digits of the .npz's sha256, so the same encodings always give
 the same version and an unchanged tree publishes nothing new.
+
+`format_version` says how the bundle is to be read. 1: every encoding is matched on its own
+(rule "nearest"). 2: the manifest names the match rule (`match.rule`; "nearest-or-mean" since
+version 2 was made: each of a user's encodings and their mean), and a calibration is only valid
+for the rule it was made with. A reader refuses a version it does not know, naming both, rather
+than match a bundle by a rule it was not made for: an older Pi keeps its last good bundle and
+says it needs an update.
 """
 
 from __future__ import annotations
@@ -26,7 +34,14 @@ import numpy.lib.format as npformat
 from facelogin.adapters.store import DirStore, ObjectStore
 
 FORMAT = "facelogin-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# The rules facelogin.login.match knows (kept here, the format's own module, so that reading a
+# manifest needs no login code); version 1 bundles have no `match` and mean "nearest".
+MATCH_NEAREST = "nearest"
+MATCH_NEAREST_OR_MEAN = "nearest-or-mean"
+MATCH_RULES = (MATCH_NEAREST, MATCH_NEAREST_OR_MEAN)
+MATCH_RULE = MATCH_NEAREST_OR_MEAN
 LATEST = "latest.json"
 ENCODING_SIZE = 128
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -46,6 +61,11 @@ class Bundle:
     @property
     def version(self) -> str:
         return str(self.manifest.get("version", ""))
+
+    @property
+    def match_rule(self) -> str:
+        """How the login matches these encodings (checked by `parse_manifest`)."""
+        return match_rule(self.manifest)
 
     def profile(self, username: str) -> dict[str, Any] | None:
         for user in self.manifest.get("users", []):
@@ -80,8 +100,11 @@ def build_bundle(
     created_at: str,
     model: dict[str, str],
     extra: dict[str, Any] | None = None,
+    rule: str = MATCH_RULE,
 ) -> tuple[bytes, dict[str, Any]]:
     """The .npz bytes and manifest for `encodings` (username -> list of 128-d encodings)."""
+    if rule not in MATCH_RULES:
+        raise BundleError(f"unknown match rule {rule!r}")
     usernames = sorted(u for u, encs in encodings.items() if encs)
     rows = [np.asarray(e, dtype=np.float64) for u in usernames for e in encodings[u]]
     matrix = np.vstack(rows) if rows else np.zeros((0, ENCODING_SIZE), dtype=np.float64)
@@ -89,7 +112,9 @@ def build_bundle(
         raise BundleError(f"encodings must have {ENCODING_SIZE} values, got {matrix.shape[1]}")
     labels = np.asarray([i for i, u in enumerate(usernames) for _ in encodings[u]], dtype=np.int32)
     names = np.asarray(usernames, dtype=str) if usernames else np.zeros(0, dtype="<U1")
-    data = _npz_bytes({"encodings": matrix, "labels": labels, "usernames": names})
+    data = _npz_bytes(
+        {"encodings": matrix, "labels": labels, "usernames": names, "match_rule": np.asarray([rule])}
+    )
     sha = hashlib.sha256(data).hexdigest()
     version = sha[:16]
     manifest = {
@@ -101,6 +126,7 @@ def build_bundle(
         "sha256": sha,
         "bytes": len(data),
         "model": model,
+        "match": {"rule": rule},
         "users": [
             {
                 "username": u,
@@ -125,10 +151,16 @@ def parse_manifest(raw: bytes, source: str) -> dict[str, Any]:
         raise BundleError(f"{source}: manifest is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{source}: not a {FORMAT} manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
         raise BundleError(
             f"{source}: bundle format version {manifest.get('format_version')!r} is not supported "
-            f"(this facelogin reads version {FORMAT_VERSION})"
+            f"(this facelogin reads versions {readable}): update facelogin on this machine"
+        )
+    if match_rule(manifest) not in MATCH_RULES:
+        raise BundleError(
+            f"{source}: match rule {match_rule(manifest)!r} is not known to this facelogin "
+            f"(it knows {', '.join(MATCH_RULES)}): update facelogin on this machine"
         )
     for key in ("version", "npz", "sha256"):
         if not isinstance(manifest.get(key), str):
@@ -136,6 +168,19 @@ def parse_manifest(raw: bytes, source: str) -> dict[str, Any]:
     if Path(manifest["npz"]).name != manifest["npz"]:
         raise BundleError(f"{source}: manifest names an unsafe file {manifest['npz']!r}")
     return manifest
+
+
+def match_rule(manifest: dict[str, Any]) -> str:
+    """The rule a manifest's encodings are matched by: "nearest" for format 1."""
+    if manifest.get("format_version") == 1:
+        return MATCH_NEAREST
+    match = manifest.get("match")
+    return str(match.get("rule")) if isinstance(match, dict) else ""
+
+
+def _one_string(array: np.ndarray) -> str:
+    values = np.asarray(array).reshape(-1)
+    return str(values[0]) if len(values) == 1 else ""
 
 
 def load_bundle(manifest: dict[str, Any], data: bytes, source: str) -> Bundle:
@@ -151,10 +196,15 @@ def load_bundle(manifest: dict[str, Any], data: bytes, source: str) -> Bundle:
             encodings = np.asarray(npz["encodings"], dtype=np.float64)
             labels = np.asarray(npz["labels"], dtype=np.int32)
             usernames = [str(u) for u in npz["usernames"]]
+            rule = _one_string(npz["match_rule"]) if "match_rule" in npz.files else MATCH_NEAREST
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{source}: cannot read the encodings ({exc})") from None
     if encodings.ndim != 2 or encodings.shape[1] != ENCODING_SIZE or len(labels) != len(encodings):
         raise BundleError(f"{source}: encodings have shape {encodings.shape}, labels {labels.shape}")
+    if rule != match_rule(manifest):
+        raise BundleError(
+            f"{source}: the encodings are for rule {rule!r}, the manifest says {match_rule(manifest)!r}"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= len(usernames)):
         raise BundleError(f"{source}: labels point outside the user list")
     return Bundle(usernames, encodings, labels, manifest)
@@ -220,7 +270,8 @@ def publish_bundle(store: ObjectStore, prefix: str, data: bytes, manifest: dict[
 
 
 def published_everywhere(targets: list[tuple[ObjectStore, str]], inputs: str) -> dict[str, Any] | None:
-    """The manifest every target's latest pointer names when all were built from `inputs`, else None."""
+    """The manifest every target's latest pointer names when all were built from `inputs`, in this
+    format and for this match rule, else None (a bundle of an older format is built again)."""
     manifests = []
     for store, prefix in targets:
         try:
@@ -228,7 +279,11 @@ def published_everywhere(targets: list[tuple[ObjectStore, str]], inputs: str) ->
         except BundleError:
             return None
     if not manifests or any(
-        m.get("inputs") != inputs or m["sha256"] != manifests[0]["sha256"] for m in manifests
+        m.get("inputs") != inputs
+        or m["sha256"] != manifests[0]["sha256"]
+        or m.get("format_version") != FORMAT_VERSION
+        or match_rule(m) != MATCH_RULE
+        for m in manifests
     ):
         return None
     return manifests[0]

@@ -51,6 +51,7 @@ class Verdict:
     accepted: bool
     target: str | None = None
     reason: str | None = None
+    weak: str | None = None  # an accepted photo that could be better, and how (faces.weak_reason)
 
 
 @dataclass
@@ -147,6 +148,7 @@ def enroll(
     known = {_digest(data) for n in existing if is_photo_name(n) and (data := _read_regular(folder / n))}
 
     good: list[tuple[Path, bytes, Candidate]] = []
+    weak: dict[Path, str | None] = {}
     for path in sources:
         verdict = check(path)
         if verdict.status != ENCODED or verdict.encoding is None:
@@ -162,6 +164,7 @@ def enroll(
             result.rejected.append(Verdict(str(path), False, reason="already enrolled (same content)"))
             continue
         known.add(digest)
+        weak[path] = verdict.weak
         ref = _unique(f"{username}/{path.name}", {c.ref for _, _, c in good})
         good.append((path, data, Candidate(ref, username, digest, verdict.encoding)))
 
@@ -171,7 +174,7 @@ def enroll(
     for (path, data, _), name in zip(good, next_names(existing, username, len(good)), strict=True):
         target = folder / name
         write_atomic(target, data, mode=0o644)
-        result.accepted.append(Verdict(str(path), True, target=str(target)))
+        result.accepted.append(Verdict(str(path), True, target=str(target), weak=weak.get(path)))
         log.info("enrolled %s as %s", path, target)
     return result
 

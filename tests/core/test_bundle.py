@@ -12,13 +12,20 @@ import pytest
 
 from facelogin.adapters.store import DirStore
 from facelogin.bundle import (
+    FORMAT_VERSION,
     LATEST,
+    MATCH_NEAREST,
+    MATCH_NEAREST_OR_MEAN,
+    MATCH_RULES,
     BundleError,
+    _npz_bytes,
     build_bundle,
     publish_bundle,
+    published_everywhere,
     published_sha,
     read_bundle,
 )
+from facelogin.login import match
 
 MODEL = {"face_recognition": "1.3.0", "dlib": "20.0.1"}
 
@@ -71,7 +78,8 @@ def test_truncated_npz_is_refused(published: Path) -> None:
     ("change", "message"),
     [
         ({"format": "something-else"}, "not a facelogin-bundle"),
-        ({"format_version": 99}, "format version 99 is not supported"),
+        ({"format_version": 99}, "format version 99 is not supported .*: update facelogin"),
+        ({"match": {"rule": "telepathy"}}, "match rule 'telepathy' is not known .*: update facelogin"),
         ({"npz": "../../etc/passwd"}, "unsafe file"),
     ],
 )
@@ -113,3 +121,63 @@ def test_pointer_is_written_last_and_npz_is_deterministic_zip(published: Path) -
     assert published_sha(DirStore(published), "") == bundle.manifest["sha256"]
     assert published_sha(DirStore(published / "elsewhere"), "") is None
     assert oct(npz.stat().st_mode & 0o777) == "0o600"  # biometric data: private by default
+
+
+def test_a_new_bundle_names_its_match_rule_in_the_manifest_and_the_checksummed_arrays(
+    published: Path,
+) -> None:
+    bundle = read_bundle(published)
+    assert bundle.manifest["format_version"] == FORMAT_VERSION == 2
+    assert bundle.manifest["match"] == {"rule": MATCH_NEAREST_OR_MEAN}
+    assert bundle.match_rule == MATCH_NEAREST_OR_MEAN
+    nearest, _ = build_bundle(encodings(), {}, "2026-01-01", MODEL, rule=MATCH_NEAREST)
+    mean, _ = build_bundle(encodings(), {}, "2026-01-01", MODEL)
+    assert nearest != mean  # a new rule is a new version, published even when no photo changed
+
+
+def test_the_login_knows_every_rule_a_bundle_can_name() -> None:
+    assert set(MATCH_RULES) == set(match.RULES)
+    assert match.DEFAULT_RULE == MATCH_NEAREST_OR_MEAN
+
+
+def version_1(directory: Path) -> Path:
+    """A bundle as facelogin wrote it before the match rule was recorded (format 1)."""
+    import hashlib
+
+    arrays = {
+        "encodings": np.asarray(encodings()["Obama"]),
+        "labels": np.zeros(3, dtype=np.int32),
+        "usernames": np.asarray(["Obama"]),
+    }
+    data = _npz_bytes(arrays)
+    sha = hashlib.sha256(data).hexdigest()
+    manifest = {"format": "facelogin-bundle", "format_version": 1, "version": sha[:16], "sha256": sha,
+                "npz": f"bundle-{sha[:16]}.npz", "users": [{"username": "Obama", "encodings": 3}],
+                "inputs": "same"}  # fmt: skip
+    publish_bundle(DirStore(directory), "", data, manifest)
+    return directory
+
+
+def test_a_format_1_bundle_is_still_read_and_matched_by_the_rule_it_was_made_for(tmp_path: Path) -> None:
+    bundle = read_bundle(version_1(tmp_path / "old"))
+    assert bundle.match_rule == MATCH_NEAREST
+    assert bundle.encodings.shape == (3, 128)
+
+
+def test_a_format_1_bundle_is_built_again_even_from_the_same_inputs(tmp_path: Path) -> None:
+    store = DirStore(version_1(tmp_path / "old"))
+    assert published_everywhere([(store, "")], "same") is None
+    data, manifest = build_bundle(encodings(), {}, "2026-01-01", MODEL, extra={"inputs": "same"})
+    publish_bundle(store, "", data, manifest)
+    assert published_everywhere([(store, "")], "same") == manifest
+
+
+def test_a_reader_of_format_1_only_refuses_a_format_2_bundle(
+    published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an older facelogin (it reads format 1 only) says of a new bundle: it needs an update."""
+    from facelogin import bundle as module
+
+    monkeypatch.setattr(module, "READABLE_VERSIONS", (1,))
+    with pytest.raises(BundleError, match="format version 2 is not supported"):
+        module.parse_manifest((published / LATEST).read_bytes(), "old pi")

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelogin.faces import ENCODED, MIN_FACE_PX, REJECTED, encode_face
+from facelogin.faces import (
+    ENCODED,
+    MIN_FACE_PX,
+    REJECTED,
+    WEAK_YAW_DEGREES,
+    encode_face,
+    sharpness,
+    weak_reason,
+    yaw_degrees,
+)
 
 
 def test_enrolment_photo_gives_one_encoding(faces: Path) -> None:
@@ -81,7 +90,9 @@ def test_a_face_too_small_to_encode_well_is_rejected_with_its_size(
     assert result.status == status
     assert result.face_px is not None and abs(result.face_px - target) <= 0.2 * target
     if status == REJECTED:
-        assert result.reason == f"face too small ({result.face_px} px wide, needs at least {MIN_FACE_PX} px)"
+        assert (
+            result.reason == f"face {result.face_px} px: come closer (a face needs at least {MIN_FACE_PX} px)"
+        )
         assert result.encoding is None and result.faces == 1
     else:
         assert result.reason is None and result.encoding is not None
@@ -93,3 +104,41 @@ def test_face_size_is_measured_in_the_original_photo(faces: Path) -> None:
     assert result.box is not None and result.face_px is not None
     _, right, _, left = result.box
     assert result.face_px == round((right - left) * 2204 / 800)
+
+
+def _five_points(nose_shift: float) -> np.ndarray:
+    """dlib's 5 points of a face with eye centres 50 px apart, the nose base moved by `nose_shift`."""
+    return np.array([[130, 100], [110, 100], [60, 100], [80, 100], [95 + nose_shift, 140]], dtype=float)
+
+
+@pytest.mark.parametrize(("shift", "yaw"), [(0.0, 0.0), (15.88, 30.0), (-15.88, 30.0), (27.5, 45.0)])
+def test_yaw_is_read_from_the_nose_offset(shift: float, yaw: float) -> None:
+    assert yaw_degrees(_five_points(shift)) == pytest.approx(yaw, abs=0.5)
+
+
+def test_a_flat_chip_has_no_sharpness_and_a_detailed_one_has_some() -> None:
+    flat = np.full((150, 150, 3), 128, dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    detailed = rng.integers(0, 255, size=(150, 150, 3)).astype(np.uint8)
+    assert sharpness(flat) == 0.0 and sharpness(detailed) > 1000.0
+
+
+@pytest.mark.parametrize(
+    ("yaw", "sharp", "reason"),
+    [
+        (5.0, 300.0, None),
+        (None, None, None),
+        (40.0, 300.0, "face turned 40°: look straight at the camera"),
+        (5.0, 10.0, "blurred: hold still, in good light"),
+        (30.0, 10.0, "face turned 30°: look straight at the camera; blurred: hold still, in good light"),
+    ],
+)
+def test_weak_reason(yaw: float | None, sharp: float | None, reason: str | None) -> None:
+    assert weak_reason(yaw, sharp) == reason
+
+
+def test_sample_enrolment_photos_are_not_weak(faces: Path) -> None:
+    for photo in sorted(faces.glob("images/*/*")):
+        result = encode_face(photo)
+        assert result.weak is None, (photo.name, result.yaw, result.sharpness)
+        assert result.yaw is not None and result.yaw < WEAK_YAW_DEGREES

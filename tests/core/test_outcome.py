@@ -112,7 +112,7 @@ def test_documents_bundle_inputs_and_stale_keys() -> None:
     docs = {d["username"]: d for d in outcome.documents({"Bob": "b2.jpg"}, lambda k: f"https://cdn/{k}")}
     assert docs["Ann"]["profile_image"]["photo"] == "a1.jpg"
     assert docs["Bob"]["profile_image"]["urls"]["256"] == "https://cdn/thumbs/256/Bob/b2.jpg"
-    assert docs["Ann"]["counts"] == {"photos": 3, "encoded": 2, "rejected": 1}
+    assert docs["Ann"]["counts"] == {"photos": 3, "encoded": 2, "rejected": 1, "weak": 0}
     stored = {"s1": [0.1] * 128, "s3": [0.3] * 128, "s4": [0.4] * 128}
     assert {u: len(e) for u, e in outcome.bundle_encodings(stored).items()} == {"Ann": 2, "Bob": 2}
     assert outcome.stale_keys(before) == ["thumbs/128/Ann/old.jpg"]
@@ -135,6 +135,26 @@ def test_summary_counts_what_the_run_did() -> None:
         {"file": "/img/notes.jpg", "reason": "photo directly under the images root"}
     ]
     assert [row["user"] for row in summary["per_user"]] == ["Ann", "Bob"]
+
+
+def test_a_weak_photo_is_enrolled_and_its_reason_reaches_the_summary_and_the_document() -> None:
+    turned = "face turned 32°: look straight at the camera"
+    run = started()
+    weak = FaceResult(ENCODED, encoding=[0.2] * 128, faces=1, weak=turned)
+    run.add_encodings({"s1": encoded(0.1), "s2": weak, "s3": encoded(0.3), "s4": encoded(0.4)})
+    for user in USERS:
+        run.add_thumbnails(user, {p.path: None for p in USERS[user]}, None)
+    run.add_uploads({})
+    outcome = run.outcome(USERS, {})
+    summary = summarize(Discovery(USERS, []), run, outcome, upserted=2, removed_users=0, deleted_objects=0,
+                        store="s3://b", bundle={"version": "v"}, seconds={})  # fmt: skip
+    assert summary["weak"] == [{"file": "Ann/a2.jpg", "reason": turned}]
+    assert summary["rejected"] == []
+    assert summary["per_user"][0]["weak"] == [f"a2.jpg: {turned}"]
+    assert "s2" in outcome.encoded_shas  # enrolled all the same
+    ann = {d["username"]: d for d in outcome.documents({}, lambda k: None)}["Ann"]
+    assert ann["counts"]["weak"] == 1
+    assert ann["notes"] == [{"photo": "a2.jpg", "status": ENCODED, "reason": turned}]
 
 
 def run_once(root: Path, recorded: dict) -> tuple[Discovery, RunResults, Outcome]:  # type: ignore[type-arg]

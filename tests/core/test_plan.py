@@ -94,7 +94,7 @@ def test_profile_is_first_encoded_unless_configured(preferred: str | None, photo
     doc = user_document("Ann", recs, preferred, {})
     assert doc["profile_image"]["photo"] == photo_name
     assert doc["profile_image"]["urls"] is None  # no stable URLs (presigned mode)
-    assert doc["counts"] == {"photos": 2, "encoded": 2, "rejected": 0}
+    assert doc["counts"] == {"photos": 2, "encoded": 2, "rejected": 0, "weak": 0}
     assert [r["filename"] for r in doc["photos"]] == ["a1.jpg", "a2.jpg"]
 
 

@@ -81,6 +81,18 @@ def test_enroll_accepts_one_face_photos_and_says_why_others_are_rejected(mixed: 
     assert not list(folder.glob(".*"))  # no temporary files left behind
 
 
+def test_a_weak_photo_is_enrolled_and_says_how_to_take_a_better_one(faces: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    photo = faces / "images" / "Obama" / "obama_01.jpg"
+    turned = "face turned 31°: look straight at the camera"
+    result = enroll(
+        "Obama", [photo], tmp_path / "images", lambda p: dataclasses.replace(encode_face(p), weak=turned)
+    )
+    assert [(v.accepted, v.weak) for v in result.accepted] == [(True, turned)]
+    assert result.as_dict()["accepted"][0]["weak"] == turned  # type: ignore[index]
+
+
 def test_enrolling_the_same_photos_again_adds_nothing(faces: Path, tmp_path: Path) -> None:
     images = tmp_path / "images"
     sources = sorted((faces / "images" / "Biden").iterdir())

@@ -59,7 +59,7 @@ def test_identities_are_checked_at_every_sync_and_mistakes_lock_nobody_out(
     assert "Jon_Snow" not in counts and second["bundle"]["version"] == first["bundle"]["version"]
     with MongoClient(sync_env["FACELOGIN_MONGODB_URI"]) as mongo:
         biden = mongo[sync_env["FACELOGIN_DATABASE"]]["users"].find_one({"username": "Biden"})
-    assert biden is not None and biden["counts"] == {"photos": 3, "encoded": 2, "rejected": 1}
+    assert biden is not None and biden["counts"] == {"photos": 3, "encoded": 2, "rejected": 1, "weak": 0}
 
     # Decided again at every run: once the Kit_Harington folder is gone, Jon_Snow is the only one.
     shutil.rmtree(images / "Kit_Harington")

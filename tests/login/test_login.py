@@ -181,7 +181,7 @@ def test_unusable_bundle_falls_back(published: Path, tmp_path: Path, damage: str
     elif damage == "missing directory":
         shutil.rmtree(published)
     else:
-        latest.write_text(latest.read_text().replace('"format_version": 1', '"format_version": 99'))
+        latest.write_text(latest.read_text().replace('"format_version": 2', '"format_version": 99'))
     loaded = core.load_login_bundle(str(published), cache)
     assert loaded.from_cache and len(loaded.bundle.usernames) == len(USERS)
 

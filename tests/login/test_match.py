@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelogin.login.calibrate import calibrate, leave_one_out
+from facelogin.login.calibrate import calibrate, error_rates, leave_one_out, per_user_distances
 from facelogin.login.match import (
     ACCEPTED,
     AMBIGUOUS,
     DISAGREE,
+    NEAREST,
+    NEAREST_OR_MEAN,
     NO_FACE,
     REJECTED,
     SEVERAL_FACES,
@@ -187,3 +189,57 @@ def test_matching_ten_thousand_users_agrees_with_brute_force() -> None:
     assert match is not None and match.user == f"u{first}"
     assert match.distance == pytest.approx(distances[first])
     assert match.margin == pytest.approx(distances[second] - distances[first])
+
+
+def test_nearest_or_mean_also_measures_each_user_mean() -> None:
+    # A's photos at 0.0 and 0.4 on one axis, 0.4 apart on another: their mean is nearer the probe
+    # than either photo. B has one photo: no mean row.
+    encodings = np.zeros((3, 128))
+    encodings[0, :2] = [0.0, 0.2]
+    encodings[1, :2] = [0.4, -0.2]
+    encodings[2, 0] = 2.0
+    labels = np.array([0, 0, 1])
+    probe = np.zeros(128)
+    probe[0] = 0.2
+    nearest = Gallery.build(encodings, labels, ["A", "B"], NEAREST)
+    mean = Gallery.build(encodings, labels, ["A", "B"], NEAREST_OR_MEAN)
+    assert len(nearest.encodings) == 3 and len(mean.encodings) == 4 and mean.rule == NEAREST_OR_MEAN
+    assert nearest.user_distances(probe)[0] == pytest.approx(np.hypot(0.2, 0.2))
+    assert mean.user_distances(probe).tolist() == pytest.approx([0.0, 1.8])
+    assert best_match(mean, probe).user == "A"
+
+
+def test_an_unknown_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown match rule 'telepathy'"):
+        Gallery.build(np.zeros((1, 128)), np.array([0]), ["A"], "telepathy")
+
+
+def test_leave_one_out_by_the_mean_rule_uses_the_mean_of_the_others() -> None:
+    # A at 0.0, 0.2, 0.4 (held out 0.0: the others' mean is 0.3, their nearest 0.2); B at 1.0, 1.2.
+    encodings = _on_a_line(0.0, 0.2, 0.4, 1.0, 1.2)
+    labels = np.array([0, 0, 0, 1, 1])
+    per_user, _ = per_user_distances(encodings, labels, NEAREST_OR_MEAN)
+    assert per_user[0].tolist() == pytest.approx([0.2, 1.0])
+    assert per_user[1].tolist() == pytest.approx([0.0, 0.8])  # the mean of 0.0 and 0.4 is 0.2 itself
+    assert per_user[2, 1] == pytest.approx(0.6)  # to B: its photo at 1.0 (its mean 1.1 is further)
+    genuine, _ = leave_one_out(encodings, labels, NEAREST_OR_MEAN)
+    assert len(genuine) == 5
+
+
+def test_expected_error_rates_apply_threshold_and_margin() -> None:
+    # A at 0.0, 0.2; B at 0.45, 0.5; C far away.
+    encodings = _on_a_line(0.0, 0.2, 0.45, 0.5, 3.0)
+    labels = np.array([0, 0, 1, 1, 2])
+    per_user, own = per_user_distances(encodings, labels)
+    frr, far = error_rates(per_user, own, threshold=0.5, margin=0.1)
+    # Held out: 0.0 (A at 0.2, B at 0.45: accepted), 0.2 (A at 0.2, B at 0.25: margin 0.05, refused),
+    # 0.45 (B 0.05, A 0.25: accepted), 0.5 (B 0.05, A 0.3: accepted). C has no other photo.
+    assert frr == pytest.approx(1 / 4)
+    # Without its own user: 0.2 is 0.25 from B, next C: accepted as B; 0.45 is 0.25 from A: accepted.
+    # 0.0 (B at 0.45 < 0.5, next C far: accepted), 0.5 (A at 0.3: accepted); C: nobody near.
+    assert far == pytest.approx(4 / 5)
+
+
+def test_calibration_reports_its_rule_and_both_rates() -> None:
+    cal = calibrate(_on_a_line(0.0, 0.2, 1.0, 1.1), np.array([0, 0, 1, 1]), rule=NEAREST_OR_MEAN)
+    assert cal.rule == NEAREST_OR_MEAN and cal.false_reject_rate == 0.0 and cal.false_accept_rate == 0.0

@@ -188,8 +188,9 @@ class Catalog:
         return self.users.find_one({"username": username}, {"_id": 0})
 
     def list_users(self) -> list[dict[str, Any]]:
-        """Every user's name, counts, profile image and last update, by name (no photo records)."""
-        fields = {"_id": 0, "username": 1, "counts": 1, "profile_image": 1, "updated_at": 1}
+        """Every user's name, counts, notes (photos rejected or weak, why), profile image and last update,
+        by name (no photo records)."""
+        fields = {"_id": 0, "username": 1, "counts": 1, "notes": 1, "profile_image": 1, "updated_at": 1}
         return sorted(self.users.find({}, fields), key=lambda d: d["username"])
 
     def ensure_login_indexes(self) -> None:

@@ -159,6 +159,8 @@ def _show(result: Any) -> None:
     """Each photo's verdict and the identity conflicts, for a person at a terminal."""
     for v in result.accepted:
         typer.echo(f"accepted {v.source} -> {v.target}")
+        if v.weak:
+            typer.secho(f"  weak photo: {v.weak} (enrolled; a better one helps)", fg="yellow", err=True)
     for v in result.rejected:
         typer.secho(f"rejected {v.source}: {v.reason}", fg="yellow", err=True)
     for c in result.conflicts:

@@ -353,7 +353,13 @@ def calibrate(
         if plot is not None:
             core.load_pyplot()  # before anything is written: no calibration without the plot asked for
         loaded, _, _ = core.fetch_bundle(bundle)
-        cal = core.calibrate(loaded.encodings, loaded.labels, ceiling=ceiling, usernames=loaded.usernames)
+        cal = core.calibrate(
+            loaded.encodings,
+            loaded.labels,
+            ceiling=ceiling,
+            usernames=loaded.usernames,
+            rule=loaded.match_rule,
+        )
         if cal.collisions:
             _refuse_colliding(loaded.version, cal.collisions, as_json)
         record = core.calibration_record(loaded, cal, datetime.now(UTC).isoformat(timespec="seconds"))
@@ -380,9 +386,15 @@ def calibrate(
         )
         return
     frr = "n/a" if cal.false_reject_rate is None else f"{cal.false_reject_rate:.1%}"
-    typer.echo(f"bundle {loaded.version}: {len(cal.genuine)} genuine, {len(cal.impostor)} impostor distances")
+    far = "n/a" if cal.false_accept_rate is None else f"{cal.false_accept_rate:.1%}"
+    counts = f"{len(cal.genuine)} genuine, {len(cal.impostor)} impostor distances"
+    typer.echo(f"bundle {loaded.version} (rule {cal.rule}): {counts}")
     typer.echo(f"largest threshold with no impostor accepted: {cal.largest_safe}")
-    typer.echo(f"recommended threshold: {cal.threshold:.3f} (ceiling {ceiling}), false-reject rate {frr}")
+    typer.echo(f"recommended threshold: {cal.threshold:.3f} (ceiling {ceiling}, margin {cal.margin})")
+    typer.echo(
+        f"expected at that threshold: false-reject rate {frr} (each enrolled photo held out), "
+        f"false-accept rate {far} (each photo tried with its own user not enrolled)"
+    )
     for note in cal.notes:
         typer.echo(f"note: {note}")
     if write:

@@ -151,6 +151,8 @@ def users(
                 "photos": counts.get("photos", folders.get(name, 0)),
                 "encoded": counts.get("encoded", 0),
                 "rejected": counts.get("rejected", 0),
+                "weak": counts.get("weak", 0),
+                "notes": (doc or {}).get("notes") or [],
                 "profile_image": _profile_location(store, (doc or {}).get("profile_image")),
                 "last_sync": _when((doc or {}).get("updated_at")),
                 "folder": str(root.path / name) if name in folders else None,
@@ -234,6 +236,11 @@ def _print_table(rows: list[dict[str, Any]], docs: dict[str, Any], where: str, s
     for row in cells:
         table.add_row(*row)
     console.print(table)
+    # Why photos were left out or are weak, one line each (the table has no room for reasons).
+    for r in rows:
+        for note in r["notes"]:
+            verdict = "left out" if note["status"] == "rejected" else "weak"
+            typer.echo(f"{r['username']}/{note['photo']}: {verdict}: {note['reason']}")
 
 
 def remove(

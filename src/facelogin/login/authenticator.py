@@ -58,7 +58,7 @@ class Authenticator:
         self.loaded = loaded
         self.options = options or LoginOptions()
         bundle = loaded.bundle
-        self.gallery = Gallery.build(bundle.encodings, bundle.labels, bundle.usernames)
+        self.gallery = Gallery.build(bundle.encodings, bundle.labels, bundle.usernames, bundle.match_rule)
         self.fr = load_faces()
         self._landmarks: LandmarkModel | None = None
         self.model_ms = _ms(start)

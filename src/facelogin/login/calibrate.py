@@ -1,7 +1,12 @@
 """Calibration: genuine and impostor distances over the enrolled encodings, and the threshold they support.
 
 Leave-one-out: each enrolled encoding is held out in turn and scored the way a login scores a
-face, against its own user's other encodings (genuine) and every other user (impostor).
+face, by the bundle's match rule (with "nearest-or-mean", the mean of the user's other
+encodings counts too), against its own user's other encodings (genuine) and every other user
+(impostor). The expected error rates apply the whole login rule, threshold and margin: the
+false-reject rate is the share of held-out encodings not accepted as their own user; the
+false-accept rate the share accepted as someone when their own user is not enrolled at all (the
+stranger at the door who resembles an enrolled user).
 
 Those distances mean something only when every user is one person and every person one user.
 The enrolled set is first checked with facelogin.sync.identity: one person under two names, or a
@@ -21,7 +26,7 @@ import numpy as np
 
 from facelogin.bundle import Bundle
 from facelogin.login.errors import LoginError
-from facelogin.login.match import DEFAULT_THRESHOLD
+from facelogin.login.match import DEFAULT_MARGIN, DEFAULT_THRESHOLD, NEAREST, NEAREST_OR_MEAN, RULES
 from facelogin.login.source import CALIBRATION_FORMAT
 from facelogin.sync.identity import LOOKALIKE, check_identities, enrolled_candidates
 
@@ -34,31 +39,86 @@ class Calibration:
     impostor: np.ndarray  # each encoding's per-user distance to every other user
     largest_safe: float | None  # the largest threshold accepting no impostor (None: no impostors)
     threshold: float  # recommended: largest_safe, capped at `ceiling`
-    false_reject_rate: float | None  # of the genuine distances at `threshold`
+    false_reject_rate: float | None  # held-out encodings not accepted as their user (threshold + margin)
     ceiling: float
     notes: list[str] = field(default_factory=list)
     # Identities that collide ({"users": [...], "problem": "..."}): the distances cannot be trusted.
     collisions: list[dict[str, Any]] = field(default_factory=list)
+    false_accept_rate: float | None = None  # encodings accepted as someone when their user is not enrolled
+    rule: str = NEAREST
+    margin: float = DEFAULT_MARGIN
 
 
-def leave_one_out(encodings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Genuine and impostor distances, each encoding held out in turn, scored as login scores it.
+def per_user_distances(
+    encodings: np.ndarray, labels: np.ndarray, rule: str = NEAREST
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, U) each encoding's distance to each user by `rule`, itself left out; and (N, U) own-user mask.
 
-    Genuine: the held-out encoding's smallest distance to its own user's other encodings (a user
-    with a single photo has none). Impostor: its smallest distance to each other user.
+    With "nearest-or-mean" a user's mean counts when it is made of two or more encodings, as in
+    the login's gallery: for another user, the mean of all theirs; for the encoding's own user,
+    the mean of the others.
     """
+    if rule not in RULES:
+        raise ValueError(f"unknown match rule {rule!r}")
     encodings = np.asarray(encodings, dtype=np.float64)
     labels = np.asarray(labels)
     sq = np.einsum("ij,ij->i", encodings, encodings)
     dist = np.sqrt(np.maximum(sq[:, None] - 2.0 * encodings @ encodings.T + sq[None, :], 0.0))
     np.fill_diagonal(dist, np.inf)
     users = np.unique(labels)
-    # (N, U): each encoding's smallest distance to each user, itself excluded.
     per_user = np.stack([dist[:, labels == u].min(axis=1) for u in users], axis=1)
     own = labels[:, None] == users[None, :]
+    if rule == NEAREST_OR_MEAN:
+        for k, u in enumerate(users):
+            mine = labels == u
+            n = int(mine.sum())
+            if n >= 2:
+                to_mean = np.linalg.norm(encodings[~mine] - encodings[mine].mean(axis=0), axis=1)
+                per_user[~mine, k] = np.minimum(per_user[~mine, k], to_mean)
+            if n >= 3:
+                others_mean = (encodings[mine].sum(axis=0) - encodings[mine]) / (n - 1)
+                to_own = np.linalg.norm(encodings[mine] - others_mean, axis=1)
+                per_user[mine, k] = np.minimum(per_user[mine, k], to_own)
+    return per_user, own
+
+
+def leave_one_out(
+    encodings: np.ndarray, labels: np.ndarray, rule: str = NEAREST
+) -> tuple[np.ndarray, np.ndarray]:
+    """Genuine and impostor distances, each encoding held out in turn, scored as login scores it.
+
+    Genuine: the held-out encoding's distance to its own user's other encodings (a user with a
+    single photo has none). Impostor: its distance to each other user.
+    """
+    per_user, own = per_user_distances(encodings, labels, rule)
     genuine = per_user[own]
     impostor = per_user[~own]
     return genuine[np.isfinite(genuine)], impostor
+
+
+def error_rates(
+    per_user: np.ndarray, own: np.ndarray, threshold: float, margin: float
+) -> tuple[float | None, float | None]:
+    """Expected (false-reject, false-accept) rates under the login rule; None where nothing was tried.
+
+    False reject: a held-out encoding (of a user with other encodings) not accepted as its user:
+    over the threshold, or another user within `margin`. False accept: an encoding accepted as
+    anyone when its own user is taken out of the gallery.
+    """
+    if not per_user.size:
+        return None, None
+    own_d = np.where(own, per_user, np.inf).min(axis=1)
+    others = np.sort(np.where(own, np.inf, per_user), axis=1)
+    nearest_other = others[:, 0]
+    tried = np.isfinite(own_d)
+    second = others[:, 1] if per_user.shape[1] > 2 else np.full(len(others), np.inf)
+    with np.errstate(invalid="ignore"):  # inf - inf: no other user, so no margin to miss
+        accepted = (own_d < threshold) & ~(nearest_other - own_d < margin)
+        wrongly = (nearest_other < threshold) & ~(second - nearest_other < margin)
+    frr = float(1.0 - accepted[tried].mean()) if tried.any() else None
+    if per_user.shape[1] < 2:
+        return frr, None
+    return frr, float(wrongly.mean())
 
 
 def calibrate(
@@ -66,14 +126,19 @@ def calibrate(
     labels: np.ndarray,
     ceiling: float = DEFAULT_THRESHOLD,
     usernames: Sequence[str] | None = None,
+    rule: str = NEAREST,
+    margin: float = DEFAULT_MARGIN,
 ) -> Calibration:
     """Recommend the largest threshold that accepts no enrolled impostor, capped at `ceiling`.
 
     The cap exists because a handful of enrolled photos is a small sample of impostors: calibration
     may tighten the default when enrolled users look alike, but only loosens past it when asked to.
-    `usernames` (label -> name) name the users in collisions and notes.
+    `usernames` (label -> name) name the users in collisions and notes; `rule` is the bundle's
+    match rule and `margin` the login's.
     """
-    genuine, impostor = leave_one_out(encodings, labels)
+    per_user, own = per_user_distances(encodings, labels, rule)
+    genuine, impostor = per_user[own], per_user[~own]
+    genuine = genuine[np.isfinite(genuine)]
     notes = []
     if not len(impostor):
         notes.append("fewer than two users enrolled: no impostor distances, the ceiling is used")
@@ -83,7 +148,8 @@ def calibrate(
     # rounding down to 3 decimals keeps that true for the stored value.
     largest_safe = float(np.floor(impostor.min() * 1000) / 1000) if len(impostor) else None
     threshold = min(largest_safe, ceiling) if largest_safe is not None else ceiling
-    frr = float(np.mean(genuine >= threshold)) if len(genuine) else None
+    frr, far = error_rates(per_user, own, threshold, margin)
+    frr = frr if len(genuine) else None
     names = (
         list(usernames)
         if usernames is not None
@@ -91,7 +157,17 @@ def calibrate(
     )
     collisions, lookalikes = identity_collisions(encodings, labels, names)
     return Calibration(
-        genuine, impostor, largest_safe, threshold, frr, ceiling, notes + lookalikes, collisions
+        genuine,
+        impostor,
+        largest_safe,
+        threshold,
+        frr,
+        ceiling,
+        notes + lookalikes,
+        collisions,
+        far,
+        rule,
+        margin,
     )
 
 
@@ -132,6 +208,9 @@ def calibration_record(bundle: Bundle, cal: Calibration, created_at: str) -> dic
         "largest_safe": cal.largest_safe,
         "ceiling": cal.ceiling,
         "false_reject_rate": cal.false_reject_rate,
+        "false_accept_rate": cal.false_accept_rate,
+        "rule": cal.rule,
+        "margin": cal.margin,
         "genuine": {"count": len(cal.genuine), **_stats(cal.genuine)},
         "impostor": {"count": len(cal.impostor), **_stats(cal.impostor)},
         "notes": cal.notes,

@@ -83,7 +83,14 @@ def user_document(
             "photos": len(records),
             "encoded": sum(r["status"] == ENCODED for r in records),
             "rejected": sum(r["status"] == REJECTED for r in records),
+            "weak": sum(r["status"] == ENCODED and bool(r.get("reason")) for r in records),
         },
+        # What `facelogin users` tells the person: each photo left out or weak, and why.
+        "notes": [
+            {"photo": r["filename"], "status": r["status"], "reason": r["reason"]}
+            for r in records
+            if r.get("reason")
+        ],
     }
 
 
@@ -119,6 +126,16 @@ class Outcome:
             {r["sha256"] for recs in self.records.values() for r in recs
              if r["status"] == ENCODED or r.get("check") == IDENTITY}
         )  # fmt: skip
+
+    @property
+    def weak(self) -> list[dict[str, str]]:
+        """Encoded photos that could be better (turned, blurred), each with how: "User/file" + reason."""
+        return [
+            {"file": f"{user}/{r['filename']}", "reason": r["reason"]}
+            for user, recs in self.records.items()
+            for r in recs
+            if r["status"] == ENCODED and r.get("reason")
+        ]
 
     @property
     def encoded_shas(self) -> list[str]:
@@ -215,8 +232,10 @@ def collect_outcome(
         elif photo.ref in identity:
             records[photo.username].append(photo_record(photo, REJECTED, identity[photo.ref], check=IDENTITY))
             rejected.append({"file": photo.path, "reason": identity[photo.ref]})
-        else:
-            records[photo.username].append(photo_record(photo, ENCODED, thumbs=uploaded.get(photo.ref, {})))
+        else:  # `why` of an encoded photo: what makes it a weak one, if anything
+            records[photo.username].append(
+                photo_record(photo, ENCODED, why, thumbs=uploaded.get(photo.ref, {}))
+            )
     for recs in records.values():
         recs.sort(key=lambda r: r["filename"])
     return Outcome(dict(sorted(records.items())), rejected, frozenset(plan.held_users))
@@ -241,6 +260,11 @@ def user_rows(
                 "unchanged": unchanged.get(user, 0),
                 "rejected": len(rejected),
                 "reasons": [f"{r['filename']}: {r['reason']}" for r in rejected],
+                "weak": [
+                    f"{r['filename']}: {r['reason']}"
+                    for r in recs
+                    if r["status"] == ENCODED and r.get("reason")
+                ],
                 "uploaded": sum(len(uploaded.get(p.ref, {})) for p in todo),
             }
         )
@@ -299,7 +323,7 @@ class RunResults:
     def add_encodings(self, results: dict[str, FaceResult]) -> dict[str, list[float]]:
         """Record each content's verdict; returns the new encodings to store."""
         for sha, result in results.items():
-            self.verdicts[sha] = (result.status, result.reason)
+            self.verdicts[sha] = (result.status, result.reason if result.status != ENCODED else result.weak)
             if result.encoding:
                 self.new_encodings[sha] = result.encoding
         return {sha: r.encoding for sha, r in results.items() if r.encoding}
@@ -453,6 +477,7 @@ def summarize(
         "encoded": len(results.new_encodings),
         "unchanged": len(plan.unchanged),
         "rejected": rejected,
+        "weak": outcome.weak,
         "uploaded": sum(len(k) for k in results.uploaded.values()),
         "upserted": upserted,
         "removed_users": removed_users,
