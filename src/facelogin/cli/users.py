@@ -74,7 +74,7 @@ def users(
     from facelogin.adapters.connect import open_store
     from facelogin.cli.common import echo_json, load_settings
     from facelogin.cli.roots import RootUnknown, images_root
-    from facelogin.naming import is_photo_name
+    from facelogin.naming import is_photo_name, name_problem
 
     settings = load_settings("users", as_json)
     try:
@@ -84,8 +84,11 @@ def users(
     folders: dict[str, int] = {}
     if root is not None and root.is_dir():
         for entry in sorted(root.iterdir()):
-            if entry.is_dir() and not entry.name.startswith("."):
-                folders[entry.name] = sum(1 for p in entry.iterdir() if is_photo_name(p.name))
+            if entry.is_dir() and not entry.name.startswith(".") and name_problem(entry.name) is None:
+                try:
+                    folders[entry.name] = sum(1 for p in entry.iterdir() if is_photo_name(p.name))
+                except OSError:  # an unreadable folder: the sync names it and keeps its user
+                    folders[entry.name] = 0
     with _catalog("users", settings, as_json) as catalog:
         docs = {d["username"]: d for d in catalog.list_users()}
         where = catalog.where

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facelogin.imaging import PhotoError, file_kind, open_regular
-from facelogin.naming import format_problem, is_photo_name, name_problem
+from facelogin.naming import format_problem, is_photo_name, name_problem, printable
 from facelogin.sync import progress
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ class Rejection:
 
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # A name that is not UTF-8 is still reported (with U+FFFD), never a reason to stop the run.
+        object.__setattr__(self, "path", printable(self.path))
 
 
 @dataclass

@@ -31,10 +31,10 @@ def check_images_root(root: Path, allow_empty: bool = False) -> None:
         entries = [e for e in os.scandir(root) if not e.name.startswith(".")]
     except OSError as exc:
         raise SyncRefused(f"{where} cannot be read: {exc.strerror or exc}") from None
-    folders = [e for e in entries if e.is_dir()]
+    folders = [e for e in entries if _is_kind(e, "dir")]
     if folders or allow_empty:
         return
-    if any(e.is_file() and is_photo_name(e.name) for e in entries):
+    if any(_is_kind(e, "file") and is_photo_name(e.name) for e in entries):
         raise SyncRefused(
             f"{where} holds photos but no user folders: point it at the folder that holds one folder "
             "per user (images/<Username>/photo.jpg), not at one user's folder"
@@ -43,6 +43,15 @@ def check_images_root(root: Path, allow_empty: bool = False) -> None:
         f"{where} holds no user folders: if it is a network share, is it mounted? Nothing was changed. "
         "To remove every user on purpose, run with --prune."
     )
+
+
+def _is_kind(entry: os.DirEntry[str], kind: str) -> bool:
+    """Whether `entry` is a "dir" or "file", links followed; False for a link that leads nowhere (a
+    loop, a broken link): discovery names it with its reason, the root is not refused for it."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
 
 
 def check_removals(known: int, removed: list[str], allow: int = 0, prune: bool = False,
