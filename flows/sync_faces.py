@@ -17,12 +17,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import deployment, flow_run
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from facelogin.adapters.connect import catalog_server
 from facelogin.faces import model_info
 from facelogin.settings import TEMPORARY_API_ENV, Settings, load_settings
-from facelogin.sync.guard import check_images_root, check_remote, check_removals
+from facelogin.sync.guard import SyncRefused, check_images_root, check_remote, check_removals
 from facelogin.sync.identity import check_identities
 from facelogin.sync.outcome import RunResults, Summary, SyncError, summarize
 from facelogin.sync.plan import plan_for
@@ -78,20 +79,27 @@ def sync_faces(
     logger = get_run_logger()
     for message in settings.deprecations:
         logger.warning(message)
-    check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
-    local = check_remote(settings.embedded_store, settings.embedded_catalog, settings.require_remote,
-                         _in_deployment(), settings.where())  # fmt: skip
-    for message in local:
-        logger.warning(message)
-    if dry_run:
-        with catalog_server(settings) as settings:
-            return Summary(_preview(settings, full))
+    try:
+        check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
+        local = check_remote(settings.embedded_store, settings.embedded_catalog, settings.require_remote,
+                             _in_deployment(), settings.where())  # fmt: skip
+        for message in local:
+            logger.warning(message)
+        if dry_run:
+            with catalog_server(settings) as settings:
+                return Summary(_preview(settings, full))
 
-    def waiting(pid: int | None) -> None:
-        logger.warning("another sync (pid %s) is running with %s: waiting for it", pid, settings.state_dir)
+        def waiting(pid: int | None) -> None:
+            logger.warning("another sync (pid %s) is running with %s: waiting for it", pid,
+                           settings.state_dir)  # fmt: skip
 
-    with sync_lock(settings.state_dir, on_wait=waiting), catalog_server(settings) as settings:
-        return Summary(_sync(settings, full, allow_removals, prune, local))
+        with sync_lock(settings.state_dir, on_wait=waiting), catalog_server(settings) as settings:
+            return Summary(_sync(settings, full, allow_removals, prune, local))
+    except SyncRefused as exc:
+        # An expected outcome, not a bug: the run fails with the reason as its message, and the log
+        # says it in one line (raised, the engine would log a traceback before it).
+        logger.error("%s", exc)
+        return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
 
 
 def _sync(

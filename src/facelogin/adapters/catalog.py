@@ -109,6 +109,10 @@ class Catalog:
             recorded.digests[doc["username"]] = doc.get("digest")
         return recorded
 
+    def usernames(self) -> list[str]:
+        """Every recorded user's name (the removal guard's count, without the photo records)."""
+        return [d["username"] for d in self.users.find({}, {"_id": 0, "username": 1}, batch_size=_BATCH)]
+
     def load_encodings(self, shas: Iterable[str]) -> dict[str, list[float]]:
         wanted = sorted(set(shas))
         found: dict[str, list[float]] = {}

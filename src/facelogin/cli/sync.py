@@ -123,7 +123,7 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
     """
     from facelogin.adapters import connect
     from facelogin.cli import runs
-    from facelogin.sync.guard import SyncRefused, check_images_root
+    from facelogin.sync.guard import SyncRefused, check_images_root, check_remote
     from facelogin.sync.outcome import SyncError
 
     try:
@@ -131,13 +131,15 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
             typer.secho(f"warning: {message}", fg="yellow", err=True)
         check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
         checked = runs.settings_with_blocks(settings)
+        check_remote(checked.embedded_store, checked.embedded_catalog, checked.require_remote, False,
+                     checked.where())  # fmt: skip
         connect.check_store(checked)
         connect.check_catalog(checked)
         # The flow runs in the project directory: paths given here are relative to where we are.
         if not settings.state_dir.is_absolute():
             os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
         with (
-            hold_local_parts(checked, dry_run=bool(parameters.get("dry_run"))) as meanwhile,
+            hold_local_parts(checked, bool(parameters.get("dry_run")), parameters) as meanwhile,
             runs.local_prefect_api(meanwhile=meanwhile),
             progress_bars(progress),
         ):
@@ -153,12 +155,15 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
 
 
 @contextmanager
-def hold_local_parts(settings: Any, dry_run: bool) -> Iterator[Callable[[], None]]:
+def hold_local_parts(
+    settings: Any, dry_run: bool, parameters: dict[str, Any] | None = None
+) -> Iterator[Callable[[], None]]:
     """This machine's parts of a run, held by the command for the flow it runs in this process.
 
     The sync lock is taken first (another sync on this state directory is waited for, and said
-    so). The function it yields starts the embedded database when there is no MongoDB URI, and
-    loads the flow: `facelogin sync` calls it while the temporary Prefect API starts. The flow takes
+    so). The function it yields starts the embedded database when there is no MongoDB URI, checks
+    the removal guard (see check_removals_early) and loads the flow: `facelogin sync` calls it
+    while the temporary Prefect API starts. The flow takes
     both again, as every run does, and finds them held by its own process (both are re-entrant).
     A dry run changes nothing and takes no lock.
     """
@@ -175,10 +180,36 @@ def hold_local_parts(settings: Any, dry_run: bool) -> Iterator[Callable[[], None
             held.enter_context(state_lock(state_dir, on_wait=waiting))
 
         def meanwhile() -> None:
-            held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
+            local = held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
+            if not dry_run:  # a dry run reports a refusal instead
+                check_removals_early(local, parameters)
             runs.load_sync_flow()
 
         yield meanwhile
+
+
+def check_removals_early(settings: Any, parameters: dict[str, Any] | None) -> None:
+    """The flow's removal guard, decided here before the flow starts: SyncRefused when the run would
+    remove more users than allowed (the user folders against MongoDB's users; no photo is read).
+
+    The flow checks again (a deployment's run has no CLI before it); this spares an operator the
+    start of a run that is bound to stop.
+    """
+    from pymongo.errors import PyMongoError
+
+    from facelogin.adapters.connect import open_catalog
+    from facelogin.sync.discover import discover_users
+    from facelogin.sync.guard import check_removals
+
+    parameters = parameters or {}
+    found = discover_users(settings.images)
+    try:
+        recorded = open_catalog(settings).usernames()
+    except PyMongoError:  # a fault worth the flow's retries: it decides then
+        return
+    removed = sorted(set(recorded) - set(found.users) - found.unreadable_users)
+    check_removals(len(recorded), removed, int(parameters.get("allow_removals") or 0),
+                   bool(parameters.get("prune")), settings.max_removal_share)  # fmt: skip
 
 
 def _is_refusal(exc: BaseException) -> bool:

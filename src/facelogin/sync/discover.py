@@ -13,6 +13,7 @@ import errno
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,12 +127,31 @@ def discover_photos(root: Path, known: dict[str, list[Any]] | None = None) -> Di
     photo removes it everywhere. The root itself must be readable (OSError otherwise): with
     nothing listed, no user could be told apart from a removed one.
     """
-    root = Path(root)
+    found = Discovery()
+    known = known or {}
+    real_root = Path(root).resolve()
+    for entry in _user_folders(Path(root), found):
+        try:
+            found.users[entry.name] = _user_photos(entry, real_root, found, known)
+        except OSError as exc:
+            _reject_unreadable_user(found, entry, exc)
+    return found
+
+
+def discover_users(root: Path) -> Discovery:
+    """`discover_photos` without opening the user folders: the users (with no photos listed), and the
+    entries of the root left out or unreadable. Cheap: what the removal guard needs before a run."""
+    found = Discovery()
+    for entry in _user_folders(Path(root), found):
+        found.users[entry.name] = []
+    return found
+
+
+def _user_folders(root: Path, found: Discovery) -> Iterator[Path]:
+    """The user folders directly under `root`, by name; every other entry goes to `found` with its reason."""
     if not root.is_dir():
         raise FileNotFoundError(f"images root {str(root)!r} is not a directory")
     real_root = root.resolve()
-    found = Discovery()
-    known = known or {}
     for item in _entries(root):
         entry = Path(item.path)
         if item.is_symlink():
@@ -160,11 +180,7 @@ def discover_photos(root: Path, known: dict[str, list[Any]] | None = None) -> Di
         if problem := name_problem(entry.name):
             found.rejected.append(Rejection(str(entry), problem))
             continue
-        try:
-            found.users[entry.name] = _user_photos(entry, real_root, found, known)
-        except OSError as exc:
-            _reject_unreadable_user(found, entry, exc)
-    return found
+        yield entry
 
 
 def _reject_unreadable_user(found: Discovery, folder: Path, exc: OSError) -> None:
