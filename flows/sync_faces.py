@@ -129,7 +129,7 @@ def _sync(
     with stage("train"):  # the local encoders stage the thumbnails of the photos they accept
         photos = run.to_encode(cached)
         along = run.thumbnails_along(photos) if stages_thumbnails(settings) else {}
-        thumbnails = start_thumbnails(run.thumbnail_jobs(along), staging)
+        thumbnails = start_thumbnails(run.thumbnail_jobs(along), staging, settings.detect_max_side)
         results, staged = encode_photos(settings, photos, along)
         new = run.add_encodings(results)
         if new:
