@@ -146,8 +146,8 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
             run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
     except (SyncRefused, runs.BlockError) as exc:
         _fail(str(exc), None, as_json, EXIT_ERROR)
-    except SyncError as exc:
-        _fail(str(exc), exc.summary, as_json, EXIT_FAILED)
+    except SyncError as exc:  # what it did is in the summary; nothing at all when not `changed`
+        _fail(str(exc), exc.summary, as_json, EXIT_FAILED if exc.changed else EXIT_ERROR)
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
         code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
         _fail(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, as_json, code)
