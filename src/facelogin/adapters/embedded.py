@@ -239,7 +239,86 @@ def _borrowed(data_dir: Path) -> Iterator[str | None]:
             yield None
             return
         log.info("using the embedded database shared by pid %s on port %s", pid, port)
-        yield uri
+        lender = _Lender(data_dir, pid, port)
+        try:
+            yield uri
+        finally:
+            lender.stop()
+            if lender.server is not None:  # this process holds it now: stop it once every borrower is done
+                fcntl.flock(borrowing, fcntl.LOCK_EX)
+                (data_dir / SERVER_FILE).unlink(missing_ok=True)
+                lender.server.stop()
+                lender.release()
+
+
+class _Lender:
+    """Watches the process a server is borrowed from; when it dies (killed: it had no time to wait for
+    its borrowers, and its server went with it), takes the server over at once: the holder's lock, and
+    a server on the same port, so the borrower's clients carry on at the same URI (an operation under
+    way when it died is retried by its task). Another process that took it first is followed instead.
+    """
+
+    POLL = 0.2
+
+    def __init__(self, data_dir: Path, pid: int, port: int) -> None:
+        self.data_dir, self.pid, self.port = data_dir, pid, port
+        self.server: NxServer | None = None
+        self._lock: IO[str] | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="embedded-lender", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # the holder's flock goes with it
+            self._lock = None
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.POLL):
+            if pid_alive(self.pid):
+                continue
+            if self._take_over():
+                return
+            try:  # another process holds it now: follow the record it shares, if on our port
+                record = json.loads((self.data_dir / SERVER_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if int(record.get("port", 0)) == self.port and int(record.get("pid", 0)) != self.pid:
+                self.pid = int(record["pid"])
+
+    def _take_over(self) -> bool:
+        import fcntl
+
+        lock = os.fdopen(open_private(self.data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return False
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._lock = lock
+        stop_leftover(self.data_dir)  # the lender's server, if it is still stopping
+        try:
+            # Not tied to this thread's life (child_guard): a leftover is stopped by the next start.
+            self.server = start_nx(self.data_dir, port=self.port)
+        except EmbeddedServerError as exc:
+            log.error("the process sharing the embedded database (pid %s) is gone and it could not be "
+                      "started again: %s", self.pid, exc)  # fmt: skip
+            self.release()
+            return True
+        record = {"pid": os.getpid(), "server_pid": self.server.pid, "port": self.port}
+        write_atomic(self.data_dir / SERVER_FILE, json.dumps(record).encode())
+        log.warning(
+            "the process that shared the embedded database in %s (pid %s, e.g. facelogin web) is gone: "
+            "this process took it over on the same port and carries on", self.data_dir, self.pid,
+        )  # fmt: skip
+        return True
 
 
 def _holder(lock: IO[str]) -> str:

@@ -215,11 +215,12 @@ def check_removals_early(settings: Any, parameters: dict[str, Any] | None) -> No
 def _is_refusal(exc: BaseException) -> bool:
     """Errors that mean nothing was changed: a refusal, a store or database that cannot be used."""
     from facelogin.adapters.catalog import CatalogError
+    from facelogin.adapters.embedded import EmbeddedServerError
     from facelogin.adapters.store import StoreError
     from facelogin.settings import SettingsError
     from facelogin.sync.guard import SyncRefused
 
-    return isinstance(exc, SyncRefused | StoreError | CatalogError | SettingsError)
+    return isinstance(exc, SyncRefused | StoreError | CatalogError | SettingsError | EmbeddedServerError)
 
 
 def _fail(message: str, summary: dict[str, Any] | None, as_json: bool, code: int) -> None:
