@@ -94,17 +94,19 @@ def failure_message(exc: BaseException, bucket: str, endpoint: str) -> str:
         error = exc.response.get("Error", {})
         meta = exc.response.get("ResponseMetadata", {})
         status, code = meta.get("HTTPStatusCode"), error.get("Code") or ""
-        said = " ".join(str(part) for part in (status, code, error.get("Message")) if part)
+        said = " ".join(str(part) for part in (status, code) if part) or type(exc).__name__
+        if detail := str(error.get("Message") or "").rstrip("."):
+            said += f" ({detail})"
         tries = int(meta.get("RetryAttempts") or 0) + 1
         if status == 403 or code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
-            hint = "check the credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+            hint = ": check the credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
         elif status == 404 or code in {"404", "NoSuchBucket"}:
-            hint = "create the bucket or fix FACELOGIN_BUCKET"
+            hint = ": create the bucket or fix FACELOGIN_BUCKET"
         elif is_transient(exc):
-            hint = f"after {tries} attempt(s): is the server overloaded or down? The next run tries again"
+            hint = f" after {tries} attempt(s): is the server overloaded or down? The next run tries again"
         else:
-            hint = "the server refused the request"
-        return f"{where} answered {said or type(exc).__name__} to {exc.operation_name}: {hint}"
+            hint = ": the server refused the request"
+        return f"{where} answered {said} to {exc.operation_name}{hint}"
     return f"{where}: {type(exc).__name__}: {exc}"
 
 

@@ -143,6 +143,8 @@ def run_checked(settings: Any, parameters: dict[str, Any], as_json: bool, progre
             runs.local_prefect_api(meanwhile=meanwhile),
             progress_bars(progress),
         ):
+            if as_json or progress:
+                runs.quiet_run_logs()
             run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
     except (SyncRefused, runs.BlockError) as exc:
         _fail(str(exc), None, as_json, EXIT_ERROR)
