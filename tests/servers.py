@@ -220,6 +220,7 @@ class TcpProxy:
             except OSError:
                 client.close()  # nothing listens upstream: the client sees the connection dropped
                 continue
+            upstream.settimeout(None)  # the timeout was the connect's: an idle connection stays open
             self._open |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -231,7 +232,9 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
+            for sock in (src, dst):  # shut down first: wakes the other direction's recv, sends FIN
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
 

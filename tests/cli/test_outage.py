@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from facelogin.adapters.embedded import NxServer, start_nx
+from facelogin.adapters.embedded import NxServer, free_port, start_nx
 from tests.cli.test_cli import facelogin
 from tests.conftest import AWS_ENV, s3_for
 from tests.servers import FaultyProxy, MotoServer, TcpProxy
@@ -129,3 +129,38 @@ def test_a_mongodb_that_goes_silent_is_named_with_its_host_and_setting(
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"127.0.0.1:{silent.port}" in lines[0] and "FACELOGIN_MONGODB_URI" in lines[0], lines[0]
     assert "Topology" not in lines[0]
+
+
+@pytest.mark.slow
+def test_a_mongodb_that_dies_mid_run_is_named_and_the_summary_kept(
+    small_images: Path,
+    clean_env: dict[str, str],
+    tmp_path: Path,
+    proxy: FaultyProxy,
+    bucket: str,
+    own_nx: tuple[NxServer, TcpProxy],
+) -> None:
+    """MongoDB goes away once the thumbnails start uploading (encodings saved, users not yet written):
+    one line naming its host and setting, exit 1, and the summary of what was done."""
+    _, relay = own_nx
+
+    def die_at_first_upload() -> None:
+        while not any(method == "PUT" and "/thumbs/" in path for method, path, _ in list(proxy.seen)):
+            time.sleep(0.01)
+        relay.upstream_port = free_port()  # nothing listens there: connections drop
+        relay.drop_connections()
+
+    threading.Thread(target=die_at_first_upload, daemon=True).start()
+    env = s3_env(clean_env, tmp_path, proxy.url, bucket) | {
+        "FACELOGIN_MONGODB_URI": f"mongodb://127.0.0.1:{relay.port}/"
+    }
+    done = facelogin("sync", "--images", str(small_images), "--json", env=env)
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert f"MongoDB at 127.0.0.1:{relay.port}" in out["error"], out["error"]
+    assert "FACELOGIN_MONGODB_URI" in out["error"] and "Topology" not in out["error"]
+    summary = out["summary"]
+    assert summary is not None and (summary["encoded"], summary["uploaded"]) == (5, 10)
+    assert summary["upserted"] == 0 and summary["bundle"] is None
