@@ -3,6 +3,7 @@ a borrower."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -147,3 +148,57 @@ def test_a_borrower_takes_the_server_over_at_once_when_its_lender_is_killed(tmp_
         lender.wait(10)
         if lender.stdout is not None:
             lender.stdout.close()
+
+
+BORROWER = """
+import sys, time
+from pathlib import Path
+from facelogin.adapters.embedded import embedded_mongo
+with embedded_mongo(Path(sys.argv[1])):
+    print("borrowing", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_server_taken_over_dies_with_the_process_that_took_it(tmp_path: Path) -> None:
+    """The sync that took the server over is killed in turn: the server does not outlive it."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from facelogin.processes import pid_alive, stop_pid
+
+    data = tmp_path / "mongo"
+    started = []
+    record: dict[str, int] = {}
+    try:
+        for code, says in ((LENDER, "ready"), (BORROWER, "borrowing")):
+            process = subprocess.Popen(
+                [sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE, text=True
+            )
+            started.append(process)
+            assert process.stdout is not None and process.stdout.readline().strip() == says
+        lender, borrower = started
+        lender.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while record.get("pid") != borrower.pid:
+            assert time.monotonic() < deadline, record
+            time.sleep(0.1)
+            with contextlib.suppress(OSError, ValueError):
+                record = json.loads((data / SERVER_FILE).read_text())
+        assert pid_alive(record["server_pid"]) and ping(f"mongodb://127.0.0.1:{record['port']}/")
+        borrower.send_signal(signal.SIGKILL)
+        borrower.wait(10)
+        deadline = time.monotonic() + 10
+        while pid_alive(record["server_pid"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pid_alive(record["server_pid"])
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
+        if record.get("server_pid") and pid_alive(record["server_pid"]):
+            stop_pid(record["server_pid"])  # an orphan, when the test fails

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from facelogin.files import open_private, private_dir, write_atomic
-from facelogin.processes import child_guard, command_line, pid_alive, stop_pid
+from facelogin.processes import child_guard, command_line, die_with_parent, pid_alive, stop_pid
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,14 @@ class NxServer:
             self.process.wait(timeout)
 
 
-def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> NxServer:
-    """Start nx-27017 on 127.0.0.1 with its data in `data_dir` and wait until it answers a ping."""
+def start_nx(
+    data_dir: Path, port: int | None = None, timeout: float = 20.0, thread_bound: bool = False
+) -> NxServer:
+    """Start nx-27017 on 127.0.0.1 with its data in `data_dir` and wait until it answers a ping.
+
+    It is stopped by the kernel when this process dies (started from the main thread), or with
+    `thread_bound` when the thread that starts it ends, whichever thread that is.
+    """
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
@@ -85,8 +91,9 @@ def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> 
     out = open_private(data_dir / "nx.out")
     try:
         # Private files (umask), and gone with us even when we are killed (die_with_parent).
+        guard = die_with_parent if thread_bound else child_guard()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                umask=0o077, preexec_fn=child_guard())  # fmt: skip
+                                umask=0o077, preexec_fn=guard)  # fmt: skip
     finally:
         os.close(out)
     server = NxServer(proc, port, data_dir)
@@ -243,12 +250,11 @@ def _borrowed(data_dir: Path) -> Iterator[str | None]:
         try:
             yield uri
         finally:
-            lender.stop()
             if lender.server is not None:  # this process holds it now: stop it once every borrower is done
                 fcntl.flock(borrowing, fcntl.LOCK_EX)
                 (data_dir / SERVER_FILE).unlink(missing_ok=True)
                 lender.server.stop()
-                lender.release()
+            lender.stop()
 
 
 class _Lender:
@@ -269,10 +275,12 @@ class _Lender:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop watching; a server taken over must be stopped first (it ends with the watching thread)."""
         self._stopped.set()
         self._thread.join()
+        self._release()
 
-    def release(self) -> None:
+    def _release(self) -> None:
         if self._lock is not None:
             self._lock.close()  # the holder's flock goes with it
             self._lock = None
@@ -282,6 +290,9 @@ class _Lender:
             if pid_alive(self.pid):
                 continue
             if self._take_over():
+                # The server taken over lives as long as this thread (the kernel stops it if this
+                # process is killed): the thread waits here until the borrowing block has ended.
+                self._stopped.wait()
                 return
             try:  # another process holds it now: follow the record it shares, if on our port
                 record = json.loads((self.data_dir / SERVER_FILE).read_text())
@@ -305,12 +316,11 @@ class _Lender:
         self._lock = lock
         stop_leftover(self.data_dir)  # the lender's server, if it is still stopping
         try:
-            # Not tied to this thread's life (child_guard): a leftover is stopped by the next start.
-            self.server = start_nx(self.data_dir, port=self.port)
+            self.server = start_nx(self.data_dir, port=self.port, thread_bound=True)
         except EmbeddedServerError as exc:
             log.error("the process sharing the embedded database (pid %s) is gone and it could not be "
                       "started again: %s", self.pid, exc)  # fmt: skip
-            self.release()
+            self._release()
             return True
         record = {"pid": os.getpid(), "server_pid": self.server.pid, "port": self.port}
         write_atomic(self.data_dir / SERVER_FILE, json.dumps(record).encode())
