@@ -250,10 +250,11 @@ def _borrowed(data_dir: Path) -> Iterator[str | None]:
         try:
             yield uri
         finally:
-            if lender.server is not None:  # this process holds it now: stop it once every borrower is done
+            taken = lender.settle()
+            if taken is not None:  # this process holds it now: stop it once every borrower is done
                 fcntl.flock(borrowing, fcntl.LOCK_EX)
                 (data_dir / SERVER_FILE).unlink(missing_ok=True)
-                lender.server.stop()
+                taken.stop()
             lender.stop()
 
 
@@ -270,9 +271,17 @@ class _Lender:
         self.data_dir, self.pid, self.port = data_dir, pid, port
         self.server: NxServer | None = None
         self._lock: IO[str] | None = None
+        self._busy = threading.Lock()  # held while a take-over is under way
+        self._closing = False
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="embedded-lender", daemon=True)
         self._thread.start()
+
+    def settle(self) -> NxServer | None:
+        """No take-over from now on: the server of one that happened (waited for, if under way), or None."""
+        with self._busy:
+            self._closing = True
+        return self.server
 
     def stop(self) -> None:
         """Stop watching; a server taken over must be stopped first (it ends with the watching thread)."""
@@ -287,9 +296,13 @@ class _Lender:
 
     def _watch(self) -> None:
         while not self._stopped.wait(self.POLL):
-            if pid_alive(self.pid):
-                continue
-            if self._take_over():
+            with self._busy:
+                if self._closing:
+                    return
+                if pid_alive(self.pid):
+                    continue
+                taken = self._take_over()
+            if taken:
                 # The server taken over lives as long as this thread (the kernel stops it if this
                 # process is killed): the thread waits here until the borrowing block has ended.
                 self._stopped.wait()
