@@ -165,8 +165,8 @@ def hold_local_parts(
     The sync lock is taken first (another sync on this state directory is waited for, and said
     so). The function it yields starts the embedded database when there is no MongoDB URI, checks
     the removal guard (see check_removals_early) and loads the flow: `facelogin sync` calls it
-    while the temporary Prefect API starts. The flow takes
-    both again, as every run does, and finds them held by its own process (both are re-entrant).
+    while the temporary Prefect API starts. The flow takes both again, as every run does, and
+    finds them held by its own process (both are re-entrant).
     A dry run changes nothing and takes no lock.
     """
     from facelogin.adapters.connect import catalog_server
