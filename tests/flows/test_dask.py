@@ -103,7 +103,12 @@ def tls_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
 
 
 def test_a_dask_cluster_encodes_the_same_as_the_local_workers(
-    images: Path, sync_env: dict[str, str], dask_cluster: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    images: Path,
+    sync_env: dict[str, str],
+    dask_cluster: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     local = sync_faces(images=str(images))
     local_bundle = read_bundle(Path(sync_env["FACELOGIN_STATE_DIR"]) / "bundle")
@@ -117,6 +122,8 @@ def test_a_dask_cluster_encodes_the_same_as_the_local_workers(
     monkeypatch.setenv("FACELOGIN_BUNDLE_PREFIX", "dask-encodings")
     on_dask = sync_faces(images=str(images))
     dask_bundle = read_bundle(tmp_path / "dask-state" / "bundle")
+    warned = [r.getMessage() for r in caplog.records if "is not tls://" in r.getMessage()]
+    assert warned and "keep it on a private network" in warned[0]  # tcp:// runs any client's pickles
 
     assert on_dask["rejected"] == [] and on_dask["errors"] == []
     assert on_dask["encoded"] == local["encoded"] == 12
@@ -127,7 +134,7 @@ def test_a_dask_cluster_encodes_the_same_as_the_local_workers(
     )
 
 
-def test_a_dask_cluster_with_tls_encodes_and_refuses_clients_without_a_certificate(
+def test_a_dask_cluster_with_tls_encodes_and_refuses_a_client_it_did_not_certify(
     images: Path, sync_env: dict[str, str], tls_cluster: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import dask
