@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import deployment, flow_run
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from facelogin.adapters.connect import catalog_server
+from facelogin.adapters.connect import catalog_server, failure_message
 from facelogin.faces import model_info
 from facelogin.settings import TEMPORARY_API_ENV, Settings, load_settings
-from facelogin.sync.guard import check_images_root, check_remote, check_removals
+from facelogin.sync.discover import Discovery
+from facelogin.sync.guard import SyncRefused, check_images_root, check_remote, check_removals
 from facelogin.sync.identity import check_identities
 from facelogin.sync.outcome import RunResults, Summary, SyncError, summarize
 from facelogin.sync.plan import plan_for
@@ -78,40 +81,60 @@ def sync_faces(
     logger = get_run_logger()
     for message in settings.deprecations:
         logger.warning(message)
-    check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
-    local = check_remote(settings.embedded_store, settings.embedded_catalog, settings.require_remote,
-                         _in_deployment(), settings.where())  # fmt: skip
-    for message in local:
-        logger.warning(message)
-    if dry_run:
-        with catalog_server(settings) as settings:
-            return Summary(_preview(settings, full))
+    try:
+        check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
+        local = check_remote(settings.embedded_store, settings.embedded_catalog, settings.require_remote,
+                             _in_deployment(), settings.where())  # fmt: skip
+        for message in local:
+            logger.warning(message)
+        if dry_run:
+            with catalog_server(settings) as settings:
+                return Summary(_preview(settings, full))
 
-    def waiting(pid: int | None) -> None:
-        logger.warning("another sync (pid %s) is running with %s: waiting for it", pid, settings.state_dir)
+        def waiting(pid: int | None) -> None:
+            logger.warning("another sync (pid %s) is running with %s: waiting for it", pid,
+                           settings.state_dir)  # fmt: skip
 
-    with sync_lock(settings.state_dir, on_wait=waiting), catalog_server(settings) as settings:
-        return Summary(_sync(settings, full, allow_removals, prune, local))
+        with sync_lock(settings.state_dir, on_wait=waiting), catalog_server(settings) as settings:
+            return Summary(_sync(settings, full, allow_removals, prune, local))
+    except (SyncRefused, SyncError) as exc:
+        # Expected outcomes, not bugs: the run fails with the reason as its message, and the log
+        # says it in one line (raised, the engine would log a traceback before it).
+        logger.error("%s", exc)
+        return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
 
 
 def _sync(
     settings: Settings, full: bool, allow_removals: int, prune: bool, warnings: list[str]
 ) -> dict[str, Any]:
-    logger = get_run_logger()
     stage = _Stopwatch()
+    done = _Done(store=settings.where()["store"])
+    try:
+        return _stages(settings, full, allow_removals, prune, warnings, stage, done)
+    except (SyncRefused, SyncError):
+        raise
+    except Exception as exc:  # a server that went away mid-run: say which, and what was done
+        raise done.stopped(exc, settings, stage, warnings) from exc
+
+
+def _stages(
+    settings: Settings, full: bool, allow_removals: int, prune: bool, warnings: list[str],
+    stage: _Stopwatch, done: _Done,
+) -> dict[str, Any]:  # fmt: skip
+    logger = get_run_logger()
     staging = str(settings.staging_dir)
     model = model_info(settings.detect_max_side, settings.upsample)
 
     with stage("discover"):
-        store = check_store(settings)
+        store = done.store = check_store(settings)
         check_catalog(settings)
         clear_staging(settings.staging_dir)
-        found = discover_photos(str(settings.images), str(settings.stat_cache))
+        found = done.found = discover_photos(str(settings.images), str(settings.stat_cache))
         catalog = load_catalog(settings)
-        recorded = catalog.photos
+        recorded = done.recorded = catalog.photos
         plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
         check_removals(len(recorded), plan.removed_users, allow_removals, prune, settings.max_removal_share)
-        run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
+        run = done.run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
         cached = load_encodings(settings, bulk(run.shas_to_encode())) if plan.todo and not full else {}
     logger.info(
         "%d users, %d photos: %d to process, %d unchanged, %d rejected earlier",
@@ -121,7 +144,7 @@ def _sync(
     with stage("train"):  # the local encoders stage the thumbnails of the photos they accept
         photos = run.to_encode(cached)
         along = run.thumbnails_along(photos) if stages_thumbnails(settings) else {}
-        thumbnails = start_thumbnails(run.thumbnail_jobs(along), staging)
+        thumbnails = start_thumbnails(run.thumbnail_jobs(along), staging, settings.detect_max_side)
         results, staged = encode_photos(settings, photos, along)
         new = run.add_encodings(results)
         if new:
@@ -140,11 +163,13 @@ def _sync(
 
     with stage("upsert"):
         outcome = run.outcome(found.users, recorded)
-        upserted = upsert_users(settings, bulk(outcome), bulk(catalog.digests))
+        upserted = done.upserted = upsert_users(settings, bulk(outcome), bulk(catalog.digests))
         stale = outcome.stale_keys(recorded)
-        deleted = delete_objects(settings, bulk(stale)) if stale else 0
+        deleted = done.deleted = delete_objects(settings, bulk(stale)) if stale else 0
         changed = plan.todo or plan.removed_users or stale or run.identity
-        removed = remove_users(settings, plan.removed_users, bulk(outcome.kept_shas)) if changed else 0
+        removed = done.removed = (
+            remove_users(settings, plan.removed_users, bulk(outcome.kept_shas)) if changed else 0
+        )
 
     with stage("publish"):
         created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -191,15 +216,48 @@ def _preview(settings: Settings, full: bool) -> dict[str, Any]:
 
 
 class _Stopwatch:
-    """Seconds per stage, for the summary."""
+    """Seconds per stage, for the summary; the stage under way."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.current = "start"
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self.current = name
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+@dataclass
+class _Done:
+    """What a run has done so far: the summary of a run that stops half-way."""
+
+    store: str
+    found: Discovery | None = None
+    recorded: dict[str, dict[str, dict[str, Any]]] | None = None
+    run: RunResults | None = None
+    upserted: int = 0
+    deleted: int = 0
+    removed: int = 0
+
+    def stopped(
+        self, exc: Exception, settings: Settings, stage: _Stopwatch, warnings: list[str]
+    ) -> SyncError:
+        """The SyncError of a run stopped by `exc` in the stage under way: one line naming the server,
+        and the summary of what was done (None before discovery). Before any write (discovery),
+        nothing was changed."""
+        message = f"{stage.current} stopped: {failure_message(exc, settings)}"
+        if self.found is None or self.run is None or self.recorded is None:
+            return SyncError(message, None, changed=False)
+        outcome = self.run.outcome(self.found.users, self.recorded)
+        summary = summarize(
+            self.found, self.run, outcome, upserted=self.upserted, removed_users=self.removed,
+            deleted_objects=self.deleted, store=self.store, bundle=None, seconds=stage.seconds,
+            where=settings.where(), warnings=warnings,
+        )  # fmt: skip
+        summary["errors"] = [*summary["errors"], {"file": None, "error": message}]
+        return SyncError(message, summary, changed=stage.current != "discover")

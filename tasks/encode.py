@@ -86,11 +86,34 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
             cloudpickle.register_pickle_by_value(module)
 
         if settings.dask_address:
+            if not settings.dask_address.startswith("tls://"):
+                _run_logger().warning(
+                    "FACELOGIN_DASK_ADDRESS %s is not tls://: a Dask scheduler runs the code (pickles) "
+                    "any client that reaches it sends; keep it on a private network, or turn on TLS "
+                    "(README: Encoding on a Dask cluster)", settings.dask_address,
+                )  # fmt: skip
+            # TLS certificates and keys come from distributed's own configuration (DASK_DISTRIBUTED__
+            # COMM__TLS__*), as the S3 credentials come from boto3's chain.
             return DaskTaskRunner(address=settings.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+        # A local cluster listens on loopback, where any local user could still send its scheduler
+        # a pickle: mutual TLS with a throw-away certificate lets in only this run's client and workers.
+        local = {"n_workers": workers, "threads_per_worker": 1, "security": True}
+        return DaskTaskRunner(cluster_kwargs=local)
     if settings.task_runner == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
     return EncoderTaskRunner(workers)
+
+
+def _run_logger() -> Any:
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        import logging
+
+        return logging.getLogger(__name__)
 
 
 def stages_thumbnails(settings: Settings) -> bool:

@@ -13,19 +13,22 @@ from tasks.policy import PLAIN, bulk, outcome_of
 
 
 @task(task_run_name="thumbnail-{label}", **PLAIN)
-def make_thumbnails(label: str, photos: dict[str, dict[str, str]], staging: str) -> dict[str, str | None]:
+def make_thumbnails(
+    label: str, photos: dict[str, dict[str, str]], staging: str, max_side: int
+) -> dict[str, str | None]:
     """Make a user's thumbnails (upright, RGB, no metadata) and stage them under their object keys.
 
+    The same bytes as the encoders stage (from the copy reduced to `max_side` they detect faces on).
     Returns, per photo path, None when staged or the reason it could not be decoded.
     """
-    return stage_thumbnails(photos, Path(staging))
+    return stage_thumbnails(photos, Path(staging), max_side)
 
 
 BATCH = 16  # photos per thumbnail task: small users share one, so 5,000 users are not 5,000 task runs
 
 
 def start_thumbnails(
-    jobs: dict[str, dict[str, dict[str, str]]], staging: str
+    jobs: dict[str, dict[str, dict[str, str]]], staging: str, max_side: int
 ) -> list[tuple[list[str], PrefectFuture[dict[str, str | None]]]]:
     """Thumbnail tasks over the users' photos, started on the flow's threads while the encoders run.
 
@@ -42,7 +45,7 @@ def start_thumbnails(
         photos |= user_photos
         if len(photos) >= BATCH or user == next(reversed(jobs)):
             label = users[0] if len(users) == 1 else f"{users[0]}+{len(users) - 1}"
-            started.append((users, make_thumbnails.submit(label, bulk(photos), staging)))
+            started.append((users, make_thumbnails.submit(label, bulk(photos), staging, max_side)))
             users, photos = [], {}
     return started
 

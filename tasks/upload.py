@@ -46,8 +46,9 @@ def delete_objects(settings: Settings, keys: list[str]) -> int:
     return len(keys)
 
 
-def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> dict[str, BaseException]:
-    """Upload every user's staged objects over FACELOGIN_IO_THREADS threads; the keys left, with their errors.
+def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> dict[str, str]:
+    """Upload every user's staged objects over FACELOGIN_IO_THREADS threads; the keys left, with their
+    errors (one line naming the bucket and the endpoint).
 
     Objects go in batches over all users, each batch a task run with threads of its own, so a user
     with many photos uses every thread and a task retry re-sends only the objects not yet stored.
@@ -67,7 +68,7 @@ def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> 
         batches = [
             (_label(every, i, size), [k for _, k in every[i : i + size]]) for i in range(0, total, size)
         ]
-    failed: dict[str, BaseException] = {}
+    failed: dict[str, str] = {}
     runner: Any = ThreadPoolTaskRunner(max_workers=runs)  # Prefect's typing wants coroutines
     with runner:
         common = {"settings": settings, "staging": staging, "threads": threads}
@@ -79,7 +80,9 @@ def upload_all(settings: Settings, jobs: dict[str, list[str]], staging: str) -> 
             _, error = outcome_of(future)
             progress.advance(progress.UPLOADED, len(keys), total)
             if error is not None:
-                failed |= dict.fromkeys(pending(Path(staging), keys), error)
+                failed |= dict.fromkeys(
+                    pending(Path(staging), keys), connect.failure_message(error, settings)
+                )
     return failed
 
 

@@ -241,7 +241,8 @@ class FaultyProxy:
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if self.command != "HEAD":  # a body after a HEAD's headers garbles the next reply
+                        self.wfile.write(payload)
                     proxy.seen.append((self.command, self.path, 503))
                     return
                 conn = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -309,6 +310,7 @@ class TcpProxy:
             except OSError:
                 client.close()  # nothing listens upstream: the client sees the connection dropped
                 continue
+            upstream.settimeout(None)  # the timeout was the connect's: an idle connection stays open
             self._open |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -320,7 +322,9 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
+            for sock in (src, dst):  # shut down first: wakes the other direction's recv, sends FIN
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
 

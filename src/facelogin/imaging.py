@@ -342,8 +342,16 @@ def _on_white(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if im.mode == "L" else im
 
 
-def make_thumbnails(path: str | Path, sizes: list[int]) -> dict[int, bytes]:
+def make_thumbnails(
+    path: str | Path, sizes: list[int], max_side: int, decoded: Image.Image | None = None
+) -> dict[int, bytes]:
     """JPEG thumbnails of `path`, one per size (long side in px), with no metadata at all.
+
+    Made from the copy the face encoder works on (`open_photo(path, max_side)`, the detection
+    copy) whenever it is large enough, else from a decode at the largest size. Both ways make the
+    same pixels whoever calls it: an encoder passes the copy it `decoded`, a thumbnail task
+    decodes it again, and the same photo gives the same bytes (a re-run after a crash, a renamed
+    folder and a clean run store identical objects).
 
     Nothing from the original is carried over (no EXIF, GPS, XMP, ICC profile or comment): the
     orientation is applied to the pixels instead, and each thumbnail is saved from an image
@@ -351,7 +359,9 @@ def make_thumbnails(path: str | Path, sizes: list[int]) -> dict[int, bytes]:
     """
     if not sizes:
         return {}
-    return thumbnails_of(open_photo(path, max(sizes), resample=THUMB_RESAMPLE), sizes)
+    if max(sizes) > max_side:
+        return thumbnails_of(open_photo(path, max(sizes), resample=THUMB_RESAMPLE), sizes)
+    return thumbnails_of(decoded if decoded is not None else open_photo(path, max_side), sizes)
 
 
 def thumbnails_of(image: Image.Image, sizes: list[int]) -> dict[int, bytes]:

@@ -49,6 +49,8 @@ def name_problem(name: str, what: str = "username") -> str | None:
     """Why `name` cannot be a username or a path segment of an S3 key, or None when it can."""
     if not name or not name.strip():
         return f"empty {what}"
+    if not is_utf8(name):  # bytes os.fsdecode kept as surrogates: no key or document can hold them
+        return f"{what} {printable(name)!r} is not valid UTF-8: rename it"
     if len(name.encode()) > MAX_NAME_LENGTH:
         return f"{what} is longer than {MAX_NAME_LENGTH} bytes"
     if name in {".", ".."}:
@@ -61,6 +63,22 @@ def name_problem(name: str, what: str = "username") -> str | None:
     if name != name.strip():
         return f"{what} {name!r} starts or ends with white space"
     return None
+
+
+def is_utf8(text: str) -> bool:
+    """False for a name read from disk with bytes that are not UTF-8 (os.fsdecode's surrogate escapes)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """`text` with the bytes that are not UTF-8 shown as U+FFFD, so it can be printed, logged and stored."""
+    if is_utf8(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def join_key(*parts: str) -> str:

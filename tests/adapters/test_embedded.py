@@ -3,6 +3,7 @@ a borrower."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import AutoReconnect, PyMongoError
 
 from facelogin.adapters.embedded import SERVER_FILE, EmbeddedServerError, embedded_mongo
 
@@ -102,3 +103,102 @@ def test_a_nested_block_in_the_same_thread_uses_the_running_server(tmp_path: Pat
         assert ping(outer)  # the inner block did not stop it
     with pytest.raises(PyMongoError):  # the outer block stopped it
         ping(outer)
+
+
+LENDER = """
+import sys, time
+from pathlib import Path
+from facelogin.adapters.embedded import embedded_mongo
+with embedded_mongo(Path(sys.argv[1]), share=True):
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_borrower_takes_the_server_over_at_once_when_its_lender_is_killed(tmp_path: Path) -> None:
+    """`facelogin web` killed (SIGKILL, OOM) while a sync borrows its database: its server goes with it;
+    the sync's clients carry on at the same address within a second or two, not a timeout later."""
+    import signal
+    import subprocess
+    import sys
+
+    data = tmp_path / "mongo"
+    lender = subprocess.Popen([sys.executable, "-c", LENDER, str(data)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert lender.stdout is not None and lender.stdout.readline().strip() == "ready"
+        with embedded_mongo(data) as uri, MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+            client.db.things.insert_one({"n": 1})
+            lender.send_signal(signal.SIGKILL)
+            lender.wait(10)
+            killed = time.monotonic()
+            time.sleep(0.5)
+            try:  # a pooled connection to the dead server fails once, as a task's retry would see
+                client.db.things.insert_one({"n": 2})
+            except AutoReconnect:
+                client.db.things.insert_one({"n": 2})  # the server taken over, at the same URI
+            assert time.monotonic() - killed < 4
+            assert client.db.things.count_documents({}) == 2  # the same data
+        with pytest.raises(PyMongoError):  # stopped with the block that took it over
+            ping(uri)
+        assert not (data / SERVER_FILE).exists()
+        with embedded_mongo(data) as again:  # and free: not "another process is using it"
+            assert ping(again)
+    finally:
+        lender.kill()
+        lender.wait(10)
+        if lender.stdout is not None:
+            lender.stdout.close()
+
+
+BORROWER = """
+import sys, time
+from pathlib import Path
+from facelogin.adapters.embedded import embedded_mongo
+with embedded_mongo(Path(sys.argv[1])):
+    print("borrowing", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_server_taken_over_dies_with_the_process_that_took_it(tmp_path: Path) -> None:
+    """The sync that took the server over is killed in turn: the server does not outlive it."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from facelogin.processes import pid_alive, stop_pid
+
+    data = tmp_path / "mongo"
+    started = []
+    record: dict[str, int] = {}
+    try:
+        for code, says in ((LENDER, "ready"), (BORROWER, "borrowing")):
+            process = subprocess.Popen(
+                [sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE, text=True
+            )
+            started.append(process)
+            assert process.stdout is not None and process.stdout.readline().strip() == says
+        lender, borrower = started
+        lender.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while record.get("pid") != borrower.pid:
+            assert time.monotonic() < deadline, record
+            time.sleep(0.1)
+            with contextlib.suppress(OSError, ValueError):
+                record = json.loads((data / SERVER_FILE).read_text())
+        assert pid_alive(record["server_pid"]) and ping(f"mongodb://127.0.0.1:{record['port']}/")
+        borrower.send_signal(signal.SIGKILL)
+        borrower.wait(10)
+        deadline = time.monotonic() + 10
+        while pid_alive(record["server_pid"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pid_alive(record["server_pid"])
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
+        if record.get("server_pid") and pid_alive(record["server_pid"]):
+            stop_pid(record["server_pid"])  # an orphan, when the test fails

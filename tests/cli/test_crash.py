@@ -1,5 +1,6 @@
 """A sync killed with SIGKILL at any stage: nothing of it survives, the next run starts at once and
-ends exactly where a clean run ends (same users, same objects, same bundle)."""
+ends exactly where a clean run ends (same users, the same objects byte for byte, the same bundle);
+so does a sync after a user's folder was renamed."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class Sites:
         self.root, self.images, self.moto = root, images, moto
         self.proxies: list[FaultyProxy] = []
 
-    def __call__(self, name: str) -> dict[str, Any]:
+    def __call__(self, name: str, images: Path | None = None) -> dict[str, Any]:
         bucket = f"crash-{name}-{uuid.uuid4().hex[:8]}"
         s3_for(self.moto.url).create_bucket(Bucket=bucket)
         # Thumbnail uploads take a second each, one at a time: the upload stage lasts long enough
@@ -65,7 +66,7 @@ class Sites:
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "AWS_", "PREFECT_"))}
         env = keep | AWS_ENV | {"HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
         env |= {"AWS_ENDPOINT_URL": proxy.url, "FACELOGIN_BUCKET": bucket, "FACELOGIN_IO_THREADS": "1"}
-        env |= {"FACELOGIN_IMAGES": str(self.images), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env |= {"FACELOGIN_IMAGES": str(images or self.images), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         return {"env": env, "home": home, "bucket": bucket}
 
 
@@ -108,7 +109,11 @@ def end_state(case: dict[str, Any], moto: MotoServer) -> dict[str, Any]:
     finally:
         nx.stop()
     latest = json.loads((state / "bundle" / "latest.json").read_text())
-    return {"objects": sorted(o["Key"] for o in listed), "users": users, "bundle": latest["sha256"]}
+    # Each object's key and ETag (the MD5 of its bytes): the same thumbnails and encodings, byte for
+    # byte. A bundle manifest (.json) also says when it was made: its key (the content's version)
+    # and the bundle's sha256 are compared instead.
+    objects = sorted((o["Key"], None if o["Key"].endswith(".json") else o["ETag"]) for o in listed)
+    return {"objects": objects, "users": users, "bundle": latest["sha256"]}
 
 
 def workers(pid: int) -> bool:
@@ -158,3 +163,24 @@ def test_a_sync_killed_at_any_stage_leaves_nothing_behind_and_the_next_run_conve
     got = end_state(case, moto)
     assert got["users"] == expected["users"] and got["bundle"] == expected["bundle"]
     assert got["objects"] == expected["objects"]
+
+
+def test_a_renamed_folder_converges_byte_for_byte_to_a_clean_run(
+    sites: Sites, expected: dict[str, Any], moto: MotoServer, tmp_path: Path
+) -> None:
+    """Biden synced as Biden_tmp, then renamed: his encodings are stored already, so his thumbnails
+    are made by the thumbnail tasks, not the encoders; they are the clean run's bytes all the same."""
+    images = tmp_path / "images"
+    shutil.copytree(sites.images, images)
+    (images / "Biden").rename(images / "Biden_tmp")
+    case = sites("renamed", images)
+    first = sync(case["env"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    (images / "Biden_tmp").rename(images / "Biden")
+    after = sync(case["env"])
+    assert after.returncode == 0, after.stderr[-3000:]
+    summary = json.loads(after.stdout)
+    assert (summary["encoded"], summary["removed_users"]) == (0, 1)  # nothing encoded again
+    got = end_state(case, moto)
+    assert got["objects"] == expected["objects"]
+    assert got["users"] == expected["users"] and got["bundle"] == expected["bundle"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +113,42 @@ def test_a_setting_with_a_typo_names_the_variable_and_what_it_accepts(
         and "'presigned', 'public-acl' or 'base-url'" in line
         and "presign" in line
     )
+
+
+def test_require_remote_on_embedded_defaults_is_refused_before_prefect_starts(
+    images: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    env |= {"FACELOGIN_REQUIRE_REMOTE": "1"}
+    started = time.monotonic()
+    line = failed_line(facelogin("sync", "--images", str(images), env=env))
+    assert time.monotonic() - started < 15  # no Prefect API, no flow run: the CLI knows
+    assert "FACELOGIN_REQUIRE_REMOTE is set but this run has embedded defaults" in line
+    assert "FACELOGIN_BUCKET" in line and "FACELOGIN_MONGODB_URI" in line
+    assert not (tmp_path / "state" / "mongo").exists()
+
+
+@pytest.mark.slow
+def test_a_mass_removal_is_refused_in_one_line_before_the_flow_starts(
+    faces: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    for user in ("Biden", "Obama", "Rose_Leslie"):
+        (images / user).mkdir(parents=True)
+        shutil.copy(sorted((faces / "images" / user).glob("*"))[0], images / user)
+    first = facelogin("sync", "--images", str(images), "--json", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    shutil.rmtree(images / "Biden")
+    shutil.rmtree(images / "Obama")
+
+    started = time.monotonic()
+    line = failed_line(facelogin("sync", "--images", str(images), env=env))
+    assert time.monotonic() - started < 15, line  # decided before a flow run starts
+    assert "would remove 2 of 3 users (Biden, Obama)" in line and "--allow-removals 2" in line
+
+    refused = facelogin("sync", "--images", str(images), "--json", env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert json.loads(refused.stdout)["error"].startswith("this run would remove 2 of 3 users")
+
+    confirmed = facelogin("sync", "--images", str(images), "--json", "--allow-removals", "2", env=env)
+    assert confirmed.returncode == 0, confirmed.stderr[-3000:]
+    assert json.loads(confirmed.stdout)["removed_users"] == 2

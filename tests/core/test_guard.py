@@ -37,6 +37,17 @@ def test_a_root_that_looks_like_a_mistake_is_refused_naming_it(
     assert str(root) in str(info.value) and "FACELOGIN_IMAGES" in str(info.value)
 
 
+def test_links_that_lead_nowhere_do_not_stop_the_check(tmp_path: Path) -> None:
+    """A loop or a broken link beside the users is discovery's to name; the root is fine."""
+    (tmp_path / "Ann").mkdir()
+    (tmp_path / "Loop_Folder").symlink_to("Loop_Folder")
+    (tmp_path / "Gone").symlink_to("nowhere")
+    check_images_root(tmp_path)
+    (tmp_path / "Ann").rmdir()
+    with pytest.raises(SyncRefused, match="holds no user folders"):  # links are no users
+        check_images_root(tmp_path)
+
+
 def test_an_empty_root_is_allowed_only_when_pruning_on_purpose(tmp_path: Path) -> None:
     check_images_root(tmp_path, allow_empty=True)
 

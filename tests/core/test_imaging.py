@@ -62,7 +62,7 @@ def test_transparent_areas_become_white(photos: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("kind", ["rgb", "rgba", "l", "p", "exif", "webp"])
 def test_thumbnails_are_jpeg_rgb_without_metadata(photos: dict[str, Path], kind: str) -> None:
-    thumbs = make_thumbnails(photos[kind], [128, 64])
+    thumbs = make_thumbnails(photos[kind], [128, 64], 800)
     assert sorted(thumbs) == [64, 128]
     for size, data in thumbs.items():
         im = Image.open(io.BytesIO(data))
@@ -75,7 +75,7 @@ def test_thumbnails_are_jpeg_rgb_without_metadata(photos: dict[str, Path], kind:
 
 def test_thumbnails_never_enlarge(tmp_path: Path) -> None:
     small = save(Image.new("RGB", (50, 30)), tmp_path / "small.jpg")
-    im = Image.open(io.BytesIO(make_thumbnails(small, [256])[256]))
+    im = Image.open(io.BytesIO(make_thumbnails(small, [256], 800)[256]))
     assert im.size == (50, 30)
 
 
@@ -83,7 +83,7 @@ def test_real_photo_thumbnail_keeps_aspect(faces: Path) -> None:
     src = faces / "images" / "Obama" / "obama_01.jpg"
     with Image.open(src) as original:
         w, h = original.size
-    im = Image.open(io.BytesIO(make_thumbnails(src, [256])[256]))
+    im = Image.open(io.BytesIO(make_thumbnails(src, [256], 800)[256]))
     assert max(im.size) == 256
     assert abs(im.size[0] / im.size[1] - w / h) < 0.02
 
@@ -185,7 +185,7 @@ def test_thumbnails_carry_no_metadata_segment_at_all(tagged: dict[str, Path], ki
             ("APP13", b"Phot"),
             ("COM", b"take"),
         } <= found
-    for size, data in make_thumbnails(tagged[kind], [256, 64]).items():
+    for size, data in make_thumbnails(tagged[kind], [256, 64], 800).items():
         segments = jpeg_segments(data)
         names = [name for name, _ in segments]
         assert set(names) <= {"APP0", "DQT", "SOF0", "DHT"}, names
@@ -298,7 +298,7 @@ def test_phone_photos_up_to_200_megapixels_decode(tmp_path: Path, width: int, he
 
     assert (im.mode, im.size) == ("RGB", (800, round(800 * height / width)))
     assert im.getpixel((100, 100)) == (200, 200, 200) and im.getpixel((700, 100)) == (90, 90, 90)
-    assert max(Image.open(io.BytesIO(make_thumbnails(path, [256])[256])).size) == 256
+    assert max(Image.open(io.BytesIO(make_thumbnails(path, [256], 800)[256])).size) == 256
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -458,7 +458,7 @@ def test_faces_are_found_on_a_bilinear_copy_and_thumbnails_are_lanczos(tmp_path:
     lanczos = detail.resize(copy.size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     assert copy.tobytes() == bilinear.tobytes() != lanczos.tobytes()
 
-    with Image.open(io.BytesIO(make_thumbnails(path, [256])[256])) as thumb:
+    with Image.open(io.BytesIO(make_thumbnails(path, [256], 800)[256])) as thumb:
         pixels = np.asarray(thumb.convert("RGB"), dtype=np.int16)
     off = {name: np.abs(pixels - np.asarray(im, dtype=np.int16)).mean() for name, im in
            {"lanczos": lanczos, "bilinear": bilinear}.items()}  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePosixPath
 
 import pytest
@@ -44,6 +45,7 @@ def test_is_photo_name(name: str, ok: bool) -> None:
         ("tab\tname", "control characters"),
         ("x" * 129, "longer than 128 bytes"),
         (" padded", "white space"),
+        (os.fsdecode(b"Bytes_\xff\xfe"), "not valid UTF-8"),  # a folder name that is not UTF-8
     ],
 )
 def test_name_problem(name: str, problem: str | None) -> None:

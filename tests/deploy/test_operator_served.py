@@ -102,18 +102,20 @@ def test_a_serve_process_on_embedded_defaults_with_require_remote_fails_its_runs
     env = api.env(
         HOME=str(tmp_path / "home"), FACELOGIN_REQUIRE_REMOTE="1", PREFECT_RUNNER_POLL_FREQUENCY="1"
     )
+    from prefect import get_client
+
     process = serve(home, env, tmp_path / "serve.log")
     try:
         run = trigger_sync()
         final = wait_for_run(run.id, timeout=180)
+        # Read while the serve process runs: stopped while the run's process is still exiting, it
+        # marks the run "Runner is shutting down." over the run's own message.
+        with get_client(sync_client=True) as client:
+            message = client.read_flow_run(UUID(run.id)).state.message or ""
     finally:
         stop_process(process)
 
     assert final == "FAILED"
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        message = client.read_flow_run(UUID(run.id)).state.message or ""
     logs = run_logs(run.id)
     for text in (message, logs):
         assert "FACELOGIN_REQUIRE_REMOTE is set but this run has embedded defaults" in text, text

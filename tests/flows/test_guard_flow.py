@@ -59,15 +59,20 @@ def test_a_root_that_vanished_changes_nothing(
 
 
 def test_a_mass_removal_stops_until_confirmed_and_then_forgets_completely(
-    images: Path, sync_env: dict[str, str], synced: dict[str, Any]
+    images: Path, sync_env: dict[str, str], synced: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     gone = ["Biden", "Kit_Harington", "Rose_Leslie"]
     for user in gone:
         shutil.rmtree(images / user)
 
+    caplog.clear()
     with pytest.raises(SyncRefused, match="remove 3 of 6 users"):
         sync_faces(images=str(images))
     assert snapshot(sync_env) == synced
+    # The run's log says why in one line, with no traceback (an expected outcome, not a crash).
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage()[:34] for r in errors] == ["this run would remove 3 of 6 users"]
+    assert not any(r.exc_info for r in caplog.records)
 
     plan = sync_faces(images=str(images), dry_run=True)["plan"]
     assert plan["users_removed"] == gone and plan["objects_to_delete"] == 12  # 6 photos, 2 sizes

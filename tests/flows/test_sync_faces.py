@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 from pymongo import MongoClient
 
-from facelogin.adapters.store import StoreError
 from facelogin.bundle import read_bundle
 from facelogin.naming import thumb_key
 from facelogin.sync.outcome import SyncError
@@ -186,8 +185,9 @@ def test_missing_bucket_fails_at_once_with_a_clear_error(
     monkeypatch.setenv("AWS_ENDPOINT_URL", faulty_s3.url)
     monkeypatch.setenv("FACELOGIN_BUCKET", "no-such-bucket-here")
 
-    with pytest.raises(StoreError, match="bucket 'no-such-bucket-here' does not exist"):
+    with pytest.raises(SyncError, match="bucket 'no-such-bucket-here' does not exist") as info:
         sync_faces(images=str(images))
+    assert info.value.changed is False and info.value.summary is None  # nothing was done
 
     heads = [s for s in faulty_s3.seen if s[0] == "HEAD"]
     assert len(heads) == 1  # permanent: not retried

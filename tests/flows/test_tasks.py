@@ -90,13 +90,31 @@ def test_the_encoders_stage_an_accepted_photos_thumbnails_from_the_same_decode(
     assert still == face and failure is not None and failure.startswith("thumbnail failed:")
 
 
+@pytest.mark.parametrize("sizes", [[128, 256], [64, 1024]], ids=["from-the-detection-copy", "larger"])
+def test_the_encoders_and_the_thumbnail_tasks_stage_the_same_bytes(
+    faces: Path, tmp_path: Path, sizes: list[int]
+) -> None:
+    """Whichever path makes a photo's thumbnails (an encoder, from the copy it detects on; a thumbnail
+    task, for a photo whose encoding is stored: a renamed folder, a re-run after a crash, Dask),
+    the bytes are the same, for every sample photo (JPEG and PNG, large and small)."""
+    photos = sorted(str(p) for p in (faces / "images").glob("*/*"))
+    keys = {p: {str(s): f"t/{s}/{Path(p).parent.name}/{Path(p).name}.jpg" for s in sizes} for p in photos}
+    encoded = encode_faces.fn(photos, "x", thumbnails={p: [k] for p, k in keys.items()},
+                              staging=str(tmp_path / "a"))  # fmt: skip
+    assert all(r.status == ENCODED and staged is None for r, staged in encoded)
+    assert set(make_thumbnails.fn("all", keys, str(tmp_path / "b"), 800).values()) == {None}
+    for key_set in keys.values():
+        for key in key_set.values():
+            assert (tmp_path / "a" / key).read_bytes() == (tmp_path / "b" / key).read_bytes(), key
+
+
 def test_make_thumbnails_stages_each_size_and_names_undecodable_photos(faces: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a photo")
     photo = str(faces / "images/Biden/biden_01.jpg")
     jobs = {photo: {"128": "t/128/B/b.jpg", "256": "t/256/B/b.jpg"}, str(bad): {"128": "t/128/B/x.jpg"}}
 
-    problems = make_thumbnails.fn("Biden", jobs, str(tmp_path / "staging"))
+    problems = make_thumbnails.fn("Biden", jobs, str(tmp_path / "staging"), 800)
 
     assert problems[photo] is None and "not a readable image" in str(problems[str(bad)])
     with Image.open(tmp_path / "staging/t/256/B/b.jpg") as thumb:

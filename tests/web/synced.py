@@ -50,7 +50,7 @@ def write_state(
         records = []
         for photo in sorted((images / user).iterdir()):
             keys = {}
-            for size, data in make_thumbnails(photo, settings.thumb_sizes).items():
+            for size, data in make_thumbnails(photo, settings.thumb_sizes, settings.detect_max_side).items():
                 key = thumb_key(settings.thumbs_prefix, size, user, photo.name)
                 store.put(key, data, "image/jpeg", "private, max-age=86400", public=True)
                 keys[str(size)] = key

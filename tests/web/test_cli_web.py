@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +55,40 @@ def test_on_embedded_defaults_other_commands_share_its_database(
     assert server.process.returncode == 0, server.output()
     assert server.output().rstrip().endswith("facelogin web: stopped")
     assert not (Path(env["FACELOGIN_STATE_DIR"]) / "mongo" / "server.json").exists()  # stopped in order
+
+
+@pytest.mark.slow
+def test_a_sync_borrowing_its_database_carries_on_when_it_is_killed(
+    embedded: tuple[WebServer, dict[str, str]], faces: Path, tmp_path: Path
+) -> None:
+    """`facelogin web` killed (SIGKILL: no time to wait for its borrowers) in the middle of a sync that
+    uses its embedded MongoDB: the sync takes the database over at once, says so in one line, and
+    finishes as if nothing happened (no ServerSelectionTimeoutError half a minute later)."""
+    from tests.cli.test_crash import workers
+
+    server, env = embedded
+    images = tmp_path / "images"
+    for user in ENROLLED:
+        shutil.copytree(faces / "images" / user, images / user)
+    sync = subprocess.Popen([str(FACELOGIN), "sync", "--images", str(images), "--json", "--full"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not workers(sync.pid):  # encoding: the sync borrows the database by now
+        assert sync.poll() is None and time.monotonic() < deadline, sync.communicate()
+        time.sleep(0.05)
+    server.process.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = sync.communicate(timeout=300)
+    assert sync.returncode == 0, err[-3000:]
+    assert "took it over" in err and "Traceback" not in err and "ServerSelectionTimeout" not in err, err
+    summary = json.loads(out)
+    assert (summary["users"], summary["errors"]) == (len(ENROLLED), [])
+    assert time.monotonic() - killed < 120
+    state = Path(env["FACELOGIN_STATE_DIR"]) / "mongo"
+    assert not (state / "server.json").exists()  # the server it took over is stopped with it
+    listed = run(env, "users", "--json")  # and the database is free for the next command
+    assert listed.returncode == 0, listed.stderr
+    assert [u["username"] for u in json.loads(listed.stdout)["users"]] == ENROLLED
 
 
 @pytest.mark.slow

@@ -74,7 +74,7 @@ class Catalog:
 
     def check(self) -> None:
         """The server answers. Refused, unresolvable or bad credentials: CatalogError at once."""
-        from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
+        from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
         try:
             self.db.client.admin.command("ping")
@@ -85,11 +85,12 @@ class Catalog:
                 raise CatalogError(
                     f"MongoDB at {self.where} {reason}: check {SETTING} and that the server is running"
                 ) from None
-            raise
-        except OperationFailure as exc:
-            if exc.code in {18, 13}:  # AuthenticationFailed, Unauthorized
-                raise CatalogError(f"MongoDB at {self.where} refused the credentials in {SETTING}") from None
-            raise
+            raise CatalogError(
+                f"MongoDB at {self.where} did not answer: check {SETTING} and that the server is running "
+                "and reachable from here"
+            ) from None
+        except PyMongoError as exc:  # refused credentials, a server that is not MongoDB, ...
+            raise CatalogError(failure_message(exc, self.where)) from None
 
     def ensure_indexes(self) -> None:
         self.users.create_index("username", unique=True, name="username_unique")
@@ -110,6 +111,10 @@ class Catalog:
             recorded.photos[doc["username"]] = {p["filename"]: p for p in doc.get("photos") or []}
             recorded.digests[doc["username"]] = doc.get("digest")
         return recorded
+
+    def usernames(self) -> list[str]:
+        """Every recorded user's name (the removal guard's count, without the photo records)."""
+        return [d["username"] for d in self.users.find({}, {"_id": 0, "username": 1}, batch_size=_BATCH)]
 
     def load_encodings(self, shas: Iterable[str]) -> dict[str, list[float]]:
         wanted = sorted(set(shas))
@@ -213,7 +218,7 @@ class Catalog:
 
 def failure_message(exc: BaseException, where: str) -> str:
     """What a person can do about a MongoDB failure, in one line (never the URI: it may hold a password)."""
-    from pymongo.errors import OperationFailure
+    from pymongo.errors import OperationFailure, PyMongoError
 
     if isinstance(exc, CatalogError):
         return str(exc)
@@ -222,6 +227,8 @@ def failure_message(exc: BaseException, where: str) -> str:
     if isinstance(exc, OperationFailure):
         detail = (exc.details or {}).get("errmsg") or exc
         return f"MongoDB at {where} refused the request: {detail}"
+    if isinstance(exc, PyMongoError) and not is_transient(exc):
+        return f"MongoDB at {where} ({SETTING}): {type(exc).__name__}: {exc}"
     return f"MongoDB at {where} is unreachable: check {SETTING} and that the server is running"
 
 

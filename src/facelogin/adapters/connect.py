@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from facelogin.adapters.catalog import Catalog, describe_uri
+from facelogin.adapters import catalog as _catalog
+from facelogin.adapters import store as _store
+from facelogin.adapters.catalog import Catalog, CatalogError, describe_uri
 from facelogin.adapters.embedded import embedded_mongo
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, close_mongo, mongo_client
 from facelogin.adapters.s3 import s3_client
-from facelogin.adapters.store import DirStore, ObjectStore, S3Store
+from facelogin.adapters.store import DirStore, ObjectStore, S3Store, StoreError
 from facelogin.settings import Settings
 
 
@@ -68,3 +70,19 @@ def open_catalog(settings: Settings) -> Catalog:
     if not uri:
         raise ValueError("no MongoDB URI: the flow starts the embedded server and sets it")
     return Catalog(mongo_client(uri)[settings.database], where=describe_uri(uri))
+
+
+def failure_message(exc: BaseException, settings: Settings) -> str:
+    """One line on a store or MongoDB failure, naming the setting, the host and the bucket (or the
+    local store's folder); never a credential. Any other error: its type and message."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pymongo.errors import PyMongoError
+
+    if isinstance(exc, CatalogError | PyMongoError):
+        return _catalog.failure_message(exc, settings.where()["catalog"])
+    if isinstance(exc, StoreError | ClientError | BotoCoreError):
+        store = open_store(settings)
+        if isinstance(store, S3Store):
+            return _store.failure_message(exc, store.bucket, str(store.client.meta.endpoint_url))
+        return f"local object store {store.location}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from facelogin.files import open_private, private_dir, write_atomic
-from facelogin.processes import child_guard, command_line, pid_alive, stop_pid
+from facelogin.processes import child_guard, command_line, die_with_parent, pid_alive, stop_pid
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,14 @@ class NxServer:
             self.process.wait(timeout)
 
 
-def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> NxServer:
-    """Start nx-27017 on 127.0.0.1 with its data in `data_dir` and wait until it answers a ping."""
+def start_nx(
+    data_dir: Path, port: int | None = None, timeout: float = 20.0, thread_bound: bool = False
+) -> NxServer:
+    """Start nx-27017 on 127.0.0.1 with its data in `data_dir` and wait until it answers a ping.
+
+    It is stopped by the kernel when this process dies (started from the main thread), or with
+    `thread_bound` when the thread that starts it ends, whichever thread that is.
+    """
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
@@ -85,8 +91,9 @@ def start_nx(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> 
     out = open_private(data_dir / "nx.out")
     try:
         # Private files (umask), and gone with us even when we are killed (die_with_parent).
+        guard = die_with_parent if thread_bound else child_guard()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                umask=0o077, preexec_fn=child_guard())  # fmt: skip
+                                umask=0o077, preexec_fn=guard)  # fmt: skip
     finally:
         os.close(out)
     server = NxServer(proc, port, data_dir)
@@ -239,7 +246,102 @@ def _borrowed(data_dir: Path) -> Iterator[str | None]:
             yield None
             return
         log.info("using the embedded database shared by pid %s on port %s", pid, port)
-        yield uri
+        lender = _Lender(data_dir, pid, port)
+        try:
+            yield uri
+        finally:
+            taken = lender.settle()
+            if taken is not None:  # this process holds it now: stop it once every borrower is done
+                fcntl.flock(borrowing, fcntl.LOCK_EX)
+                (data_dir / SERVER_FILE).unlink(missing_ok=True)
+                taken.stop()
+            lender.stop()
+
+
+class _Lender:
+    """Watches the process a server is borrowed from; when it dies (killed: it had no time to wait for
+    its borrowers, and its server went with it), takes the server over at once: the holder's lock, and
+    a server on the same port, so the borrower's clients carry on at the same URI (an operation under
+    way when it died is retried by its task). Another process that took it first is followed instead.
+    """
+
+    POLL = 0.2
+
+    def __init__(self, data_dir: Path, pid: int, port: int) -> None:
+        self.data_dir, self.pid, self.port = data_dir, pid, port
+        self.server: NxServer | None = None
+        self._lock: IO[str] | None = None
+        self._busy = threading.Lock()  # held while a take-over is under way
+        self._closing = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="embedded-lender", daemon=True)
+        self._thread.start()
+
+    def settle(self) -> NxServer | None:
+        """No take-over from now on: the server of one that happened (waited for, if under way), or None."""
+        with self._busy:
+            self._closing = True
+        return self.server
+
+    def stop(self) -> None:
+        """Stop watching; a server taken over must be stopped first (it ends with the watching thread)."""
+        self._stopped.set()
+        self._thread.join()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # the holder's flock goes with it
+            self._lock = None
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.POLL):
+            with self._busy:
+                if self._closing:
+                    return
+                if pid_alive(self.pid):
+                    continue
+                taken = self._take_over()
+            if taken:
+                # The server taken over lives as long as this thread (the kernel stops it if this
+                # process is killed): the thread waits here until the borrowing block has ended.
+                self._stopped.wait()
+                return
+            try:  # another process holds it now: follow the record it shares, if on our port
+                record = json.loads((self.data_dir / SERVER_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if int(record.get("port", 0)) == self.port and int(record.get("pid", 0)) != self.pid:
+                self.pid = int(record["pid"])
+
+    def _take_over(self) -> bool:
+        import fcntl
+
+        lock = os.fdopen(open_private(self.data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return False
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._lock = lock
+        stop_leftover(self.data_dir)  # the lender's server, if it is still stopping
+        try:
+            self.server = start_nx(self.data_dir, port=self.port, thread_bound=True)
+        except EmbeddedServerError as exc:
+            log.error("the process sharing the embedded database (pid %s) is gone and it could not be "
+                      "started again: %s", self.pid, exc)  # fmt: skip
+            self._release()
+            return True
+        record = {"pid": os.getpid(), "server_pid": self.server.pid, "port": self.port}
+        write_atomic(self.data_dir / SERVER_FILE, json.dumps(record).encode())
+        log.warning(
+            "the process that shared the embedded database in %s (pid %s, e.g. facelogin web) is gone: "
+            "this process took it over on the same port and carries on", self.data_dir, self.pid,
+        )  # fmt: skip
+        return True
 
 
 def _holder(lock: IO[str]) -> str:

@@ -69,6 +69,47 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, transient_types)
 
 
+def failure_message(exc: BaseException, bucket: str, endpoint: str) -> str:
+    """What a person can do about an S3 failure, in one line naming the bucket, the endpoint and the
+    settings that chose them (never the credentials)."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
+    where = f"bucket {bucket!r} (FACELOGIN_BUCKET) at {endpoint} (AWS_ENDPOINT_URL)"
+    if isinstance(exc, StoreError):
+        text = str(exc)
+        return text if f"{bucket!r}" in text and endpoint in text else f"{where}: {text}"
+    if isinstance(exc, NoCredentialsError):
+        return f"{where}: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot connect to {where}: is the server running, and is the address right?"
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+        return f"{where} did not answer in time: is the server overloaded or down?"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        status, code = meta.get("HTTPStatusCode"), error.get("Code") or ""
+        said = " ".join(str(part) for part in (status, code) if part) or type(exc).__name__
+        if detail := str(error.get("Message") or "").rstrip("."):
+            said += f" ({detail})"
+        tries = int(meta.get("RetryAttempts") or 0) + 1
+        if status == 403 or code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+            hint = ": check the credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+        elif status == 404 or code in {"404", "NoSuchBucket"}:
+            hint = ": create the bucket or fix FACELOGIN_BUCKET"
+        elif is_transient(exc):
+            hint = f" after {tries} attempt(s): is the server overloaded or down? The next run tries again"
+        else:
+            hint = ": the server refused the request"
+        return f"{where} answered {said} to {exc.operation_name}{hint}"
+    return f"{where}: {type(exc).__name__}: {exc}"
+
+
 class ObjectStore(Protocol):
     """What the sync and the login need of a store; S3Store and DirStore pass one contract test."""
 
@@ -117,6 +158,7 @@ class S3Store:
     def check(self) -> None:
         """The bucket exists and answers; any failure left after botocore's retries is permanent here."""
         from botocore.exceptions import (
+            BotoCoreError,
             ClientError,
             ConnectTimeoutError,
             EndpointConnectionError,
@@ -141,8 +183,8 @@ class S3Store:
                 f"the S3 endpoint {endpoint} (AWS_ENDPOINT_URL) did not answer about bucket {self.bucket!r}"
             ) from None
         except ClientError as exc:
-            if is_transient(exc):
-                raise
+            # Transient faults too: botocore has retried them already, and a bucket that does not
+            # answer now is a server to look at before a run, not after.
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404 or exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
                 raise StoreError(
@@ -152,7 +194,9 @@ class S3Store:
                 raise StoreError(
                     f"access to bucket {self.bucket!r} at {endpoint} is denied (403): check the credentials"
                 ) from None
-            raise StoreError(f"bucket {self.bucket!r} at {endpoint}: {exc}") from None
+            raise StoreError(failure_message(exc, self.bucket, str(endpoint))) from None
+        except BotoCoreError as exc:  # a dropped connection, a bad endpoint URL, ...
+            raise StoreError(failure_message(exc, self.bucket, str(endpoint))) from None
 
     def put(self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False) -> None:
         """Write one object, private; a `public` one (a thumbnail) is made public-read in public-acl mode."""
@@ -181,10 +225,9 @@ class S3Store:
                     "(private objects, signed links) or FACELOGIN_URL_MODE=base-url with a CDN or bucket "
                     "policy and FACELOGIN_BASE_URL."
                 ) from None
-            if code == "NoSuchBucket":
-                raise StoreError(f"bucket {self.bucket!r} does not exist") from None
             if not is_transient(exc):
-                raise StoreError(f"cannot write s3://{self.bucket}/{key}: {code or exc}") from None
+                where = failure_message(exc, self.bucket, str(self.client.meta.endpoint_url))
+                raise StoreError(f"cannot write {key}: {where}") from None
             raise
 
     def check_public(self, key: str) -> None:

@@ -241,6 +241,28 @@ def quiet_prefect_console() -> None:
     logging.getLogger("prefect").setLevel(logging.WARNING)
 
 
+class _RunLogsElsewhere(logging.Filter):
+    """On the console of a quiet command, task runs' failures and retries and the flow run's errors are
+    left to the run's own log (the API) and to the command's one line: they would say the same with
+    the raw exception (a ClientError, a pymongo topology) before it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("prefect.task_runs"):
+            return record.levelno >= logging.CRITICAL
+        return not (record.name.startswith("prefect.flow_runs") and record.levelno >= logging.ERROR)
+
+
+def quiet_run_logs() -> None:
+    """Filter the console handler Prefect set up (once Prefect is imported) with _RunLogsElsewhere."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, _RunLogsElsewhere) for f in handler.filters
+        ):
+            handler.addFilter(_RunLogsElsewhere())
+
+
 class TriggerError(RuntimeError):
     """The run could not be started or followed; the message says what to do."""
 

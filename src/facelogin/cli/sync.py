@@ -140,7 +140,7 @@ def run_checked(
     """
     from facelogin.adapters import connect
     from facelogin.cli import runs
-    from facelogin.sync.guard import SyncRefused, check_images_root
+    from facelogin.sync.guard import SyncRefused, check_images_root, check_remote
     from facelogin.sync.outcome import SyncError
 
     started = _now()
@@ -154,6 +154,8 @@ def run_checked(
             typer.secho(f"warning: {message}", fg="yellow", err=True)
         check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
         checked = runs.settings_with_blocks(settings)
+        check_remote(checked.embedded_store, checked.embedded_catalog, checked.require_remote, False,
+                     checked.where())  # fmt: skip
         connect.check_store(checked)
         connect.check_catalog(checked)
         if root is not None and not as_json:
@@ -162,15 +164,17 @@ def run_checked(
         if not settings.state_dir.is_absolute():
             os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
         with (
-            hold_local_parts(checked, dry_run=bool(parameters.get("dry_run"))) as meanwhile,
+            hold_local_parts(checked, bool(parameters.get("dry_run")), parameters) as meanwhile,
             runs.local_prefect_api(meanwhile=meanwhile),
             progress_bars(progress),
         ):
+            if as_json or progress:
+                runs.quiet_run_logs()
             run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
     except (SyncRefused, runs.BlockError) as exc:
         failed(str(exc), None, EXIT_ERROR)
-    except SyncError as exc:
-        failed(str(exc), exc.summary, EXIT_FAILED)
+    except SyncError as exc:  # what it did is in the summary; nothing at all when not `changed`
+        failed(str(exc), exc.summary, EXIT_FAILED if exc.changed else EXIT_ERROR)
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
         code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
         failed(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, code)
@@ -219,13 +223,16 @@ def _record(
 
 
 @contextmanager
-def hold_local_parts(settings: Any, dry_run: bool) -> Iterator[Callable[[], None]]:
+def hold_local_parts(
+    settings: Any, dry_run: bool, parameters: dict[str, Any] | None = None
+) -> Iterator[Callable[[], None]]:
     """This machine's parts of a run, held by the command for the flow it runs in this process.
 
     The sync lock is taken first (another sync on this state directory is waited for, and said
-    so). The function it yields starts the embedded database when there is no MongoDB URI, and
-    loads the flow: `facelogin sync` calls it while the temporary Prefect API starts. The flow takes
-    both again, as every run does, and finds them held by its own process (both are re-entrant).
+    so). The function it yields starts the embedded database when there is no MongoDB URI, checks
+    the removal guard (see check_removals_early) and loads the flow: `facelogin sync` calls it
+    while the temporary Prefect API starts. The flow takes both again, as every run does, and
+    finds them held by its own process (both are re-entrant).
     A dry run changes nothing and takes no lock.
     """
     from facelogin.adapters.connect import catalog_server
@@ -241,20 +248,47 @@ def hold_local_parts(settings: Any, dry_run: bool) -> Iterator[Callable[[], None
             held.enter_context(state_lock(state_dir, on_wait=waiting))
 
         def meanwhile() -> None:
-            held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
+            local = held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
+            if not dry_run:  # a dry run reports a refusal instead
+                check_removals_early(local, parameters)
             runs.load_sync_flow()
 
         yield meanwhile
 
 
+def check_removals_early(settings: Any, parameters: dict[str, Any] | None) -> None:
+    """The flow's removal guard, decided here before the flow starts: SyncRefused when the run would
+    remove more users than allowed (the user folders against MongoDB's users; no photo is read).
+
+    The flow checks again (a deployment's run has no CLI before it); this spares an operator the
+    start of a run that is bound to stop.
+    """
+    from pymongo.errors import PyMongoError
+
+    from facelogin.adapters.connect import open_catalog
+    from facelogin.sync.discover import discover_users
+    from facelogin.sync.guard import check_removals
+
+    parameters = parameters or {}
+    found = discover_users(settings.images)
+    try:
+        recorded = open_catalog(settings).usernames()
+    except PyMongoError:  # a fault worth the flow's retries: it decides then
+        return
+    removed = sorted(set(recorded) - set(found.users) - found.unreadable_users)
+    check_removals(len(recorded), removed, int(parameters.get("allow_removals") or 0),
+                   bool(parameters.get("prune")), settings.max_removal_share)  # fmt: skip
+
+
 def _is_refusal(exc: BaseException) -> bool:
     """Errors that mean nothing was changed: a refusal, a store or database that cannot be used."""
     from facelogin.adapters.catalog import CatalogError
+    from facelogin.adapters.embedded import EmbeddedServerError
     from facelogin.adapters.store import StoreError
     from facelogin.settings import SettingsError
     from facelogin.sync.guard import SyncRefused
 
-    return isinstance(exc, SyncRefused | StoreError | CatalogError | SettingsError)
+    return isinstance(exc, SyncRefused | StoreError | CatalogError | SettingsError | EmbeddedServerError)
 
 
 def _fail(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from facelogin.imaging import PhotoError, file_kind, open_regular
-from facelogin.naming import format_problem, is_photo_name, name_problem
+from facelogin.naming import format_problem, is_photo_name, name_problem, printable
 from facelogin.sync import progress
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,10 @@ class Rejection:
 
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # A name that is not UTF-8 is still reported (with U+FFFD), never a reason to stop the run.
+        object.__setattr__(self, "path", printable(self.path))
 
 
 @dataclass
@@ -123,17 +127,23 @@ def discover_photos(root: Path, known: dict[str, list[Any]] | None = None) -> Di
     photo removes it everywhere. The root itself must be readable (OSError otherwise): with
     nothing listed, no user could be told apart from a removed one.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"images root {str(root)!r} is not a directory")
-    real_root = root.resolve()
     found = Discovery()
     known = known or {}
-    for entry in _user_folders(root, real_root, found):
+    real_root = Path(root).resolve()
+    for entry in _user_folders(Path(root), found):
         try:
             found.users[entry.name] = _user_photos(entry, real_root, found, known)
         except OSError as exc:
             _reject_unreadable_user(found, entry, exc)
+    return found
+
+
+def discover_users(root: Path) -> Discovery:
+    """`discover_photos` without opening the user folders: the users (with no photos listed), and the
+    entries of the root left out or unreadable. Cheap: what the removal guard needs before a run."""
+    found = Discovery()
+    for entry in _user_folders(Path(root), found):
+        found.users[entry.name] = []
     return found
 
 
@@ -143,10 +153,9 @@ def user_folders(root: Path) -> tuple[dict[str, int], set[str]]:
     Each readable folder's count of photo-named files, and the folders that cannot be read (the
     sync keeps what was synced from those). The root must be a folder (OSError otherwise).
     """
-    root = Path(root)
     found = Discovery()
     counts: dict[str, int] = {}
-    for entry in _user_folders(root, root.resolve(), found):
+    for entry in _user_folders(Path(root), found):
         try:
             counts[entry.name] = sum(1 for e in _entries(entry) if is_photo_name(e.name))
         except OSError as exc:
@@ -154,8 +163,11 @@ def user_folders(root: Path) -> tuple[dict[str, int], set[str]]:
     return counts, found.unreadable_users
 
 
-def _user_folders(root: Path, real_root: Path, found: Discovery) -> Iterator[Path]:
-    """Every entry directly under `root` that is a user folder; the others get a reason in `found`."""
+def _user_folders(root: Path, found: Discovery) -> Iterator[Path]:
+    """The user folders directly under `root`, by name; every other entry goes to `found` with its reason."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"images root {str(root)!r} is not a directory")
+    real_root = root.resolve()
     for item in _entries(root):
         entry = Path(item.path)
         if item.is_symlink():

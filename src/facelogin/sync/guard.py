@@ -35,10 +35,10 @@ def images_root_problem(root: Path, allow_empty: bool = False) -> tuple[str, str
         entries = [e for e in os.scandir(root) if not e.name.startswith(".")]
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}", ""
-    folders = [e for e in entries if e.is_dir()]
+    folders = [e for e in entries if _is_kind(e, "dir")]
     if folders or allow_empty:
         return None
-    if any(e.is_file() and is_photo_name(e.name) for e in entries):
+    if any(_is_kind(e, "file") and is_photo_name(e.name) for e in entries):
         return (
             "holds photos but no user folders",
             "point it at the folder that holds one folder per user (images/<Username>/photo.jpg), "
@@ -66,6 +66,15 @@ def removed_users(
     """Recorded users whose folder is gone (the plan removes them); a folder that is there but cannot
     be read is not gone."""
     return sorted(set(recorded) - set(users) - set(unreadable_users))
+
+
+def _is_kind(entry: os.DirEntry[str], kind: str) -> bool:
+    """Whether `entry` is a "dir" or "file", links followed; False for a link that leads nowhere (a
+    loop, a broken link): discovery names it with its reason, the root is not refused for it."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
 
 
 def check_removals(known: int, removed: list[str], allow: int = 0, prune: bool = False,

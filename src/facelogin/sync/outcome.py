@@ -22,11 +22,14 @@ StableUrl = Callable[[str], "str | None"]
 
 
 class SyncError(RuntimeError):
-    """The run finished what it could, but some photos could not be synced."""
+    """The run finished what it could, but some photos could not be synced; or it stopped half-way
+    (a store or database that went away). `summary` is what it did; `changed` is False when it
+    stopped before writing anything."""
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: dict[str, Any] | None, changed: bool = True) -> None:
         super().__init__(message)
         self.summary = summary
+        self.changed = changed
 
 
 def photo_record(
@@ -407,7 +410,7 @@ class RunResults:
             for user, photos in self.staged.items()
         }
 
-    def add_uploads(self, failed: dict[str, BaseException]) -> None:
+    def add_uploads(self, failed: Mapping[str, BaseException | str]) -> None:
         """Record the upload stage; `failed` maps each key still not in the store to its last error.
 
         A photo counts as uploaded only when every one of its thumbnails is; the others are errors,
@@ -458,7 +461,7 @@ def summarize(
     removed_users: int,
     deleted_objects: int,
     store: str,
-    bundle: dict[str, Any],
+    bundle: dict[str, Any] | None,
     seconds: dict[str, float],
     where: dict[str, str] | None = None,
     warnings: list[str] | None = None,

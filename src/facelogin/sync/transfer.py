@@ -19,16 +19,19 @@ THUMB_TYPE = "image/jpeg"
 THUMB_CACHE_CONTROL = "private, max-age=86400"
 
 
-def stage_thumbnails(photos: dict[str, dict[str, str]], staging: Path) -> dict[str, str | None]:
+def stage_thumbnails(
+    photos: dict[str, dict[str, str]], staging: Path, max_side: int
+) -> dict[str, str | None]:
     """Make each photo's thumbnails (upright, RGB, no metadata) and stage them under their object keys.
 
-    `photos` maps a photo's path to its keys per size. Returns, per path, None when staged or
-    the reason the photo could not be decoded, so one bad photo does not fail the others.
+    `photos` maps a photo's path to its keys per size; `max_side` is the encoders' detection size,
+    so that these are the bytes an encoder would have staged. Returns, per path, None when staged
+    or the reason the photo could not be decoded, so one bad photo does not fail the others.
     """
     outcome: dict[str, str | None] = {}
     for path, keys in photos.items():
         try:
-            thumbs = imaging.make_thumbnails(path, [int(size) for size in keys])
+            thumbs = imaging.make_thumbnails(path, [int(size) for size in keys], max_side)
         except imaging.PhotoError as exc:
             outcome[path] = str(exc)
             continue
@@ -54,12 +57,7 @@ def encode_and_stage(
         return result, None
     sizes = sorted({int(size) for key_set in keys for size in key_set})
     try:
-        # Thumbnails larger than the face copy are made from the photo itself.
-        thumbs = (
-            imaging.thumbnails_of(image, sizes)
-            if max(sizes) <= max_side
-            else imaging.make_thumbnails(path, sizes)
-        )
+        thumbs = imaging.make_thumbnails(path, sizes, max_side, decoded=image)
         for key_set in keys:
             for size, key in key_set.items():
                 write_atomic(Path(staging) / key, thumbs[int(size)])
