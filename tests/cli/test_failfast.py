@@ -44,7 +44,12 @@ def silent_endpoint() -> Iterator[str]:
 
 
 def failed_line(done: object) -> str:
-    lines = [line for line in done.stderr.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    """The one line of a refusal (besides the line naming the images root read, when one was)."""
+    lines = [
+        line
+        for line in done.stderr.splitlines()  # type: ignore[attr-defined]
+        if line.strip() and not line.startswith("images root: ")
+    ]
     assert done.returncode == 2, done.stderr  # type: ignore[attr-defined]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr  # type: ignore[attr-defined]
     return lines[0]
