@@ -109,6 +109,27 @@ def database(nx: NxServer) -> Iterator[str]:
         client.drop_database(name)
 
 
+@pytest.fixture(autouse=True)
+def _events_follow_the_api() -> Iterator[None]:
+    """Stop the Prefect events workers a test started, once it ends.
+
+    Prefect keeps one events worker per process, bound to the API it first saw; a test that
+    points a flow at its own server (tests/deploy) would leave it sending the next tests' events
+    to a server that is gone, each logged as an error. The product runs one flow per process and
+    drains at exit (facelogin.cli.runs); the suite does the same per test.
+    """
+    from prefect._internal.concurrency.services import _QueueServiceBase
+    from prefect.events.worker import EventsWorker
+
+    def workers() -> set[int]:
+        return {id(w) for w in _QueueServiceBase._instances.values() if isinstance(w, EventsWorker)}
+
+    before = workers()
+    yield
+    if workers() - before:
+        EventsWorker.drain_all(timeout=5)
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness

@@ -34,6 +34,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_port_released(port: int, timeout: float = 10.0) -> bool:
+    """Wait until 127.0.0.1:`port` can be listened on again (a killed server's socket outlives it briefly)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+            try:
+                sock.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+        time.sleep(0.05)
+
+
 def _nx_command() -> str:
     sibling = Path(sys.executable).with_name("nx-27017")
     found = str(sibling) if sibling.exists() else shutil.which("nx-27017")
@@ -328,6 +343,9 @@ class _Lender:
         lock.flush()
         self._lock = lock
         stop_leftover(self.data_dir)  # the lender's server, if it is still stopping
+        # The kernel stops the lender's server with it; its files (the listening socket) close a
+        # moment after its command line is gone, so wait for the port rather than fail on it.
+        wait_port_released(self.port)
         try:
             self.server = start_nx(self.data_dir, port=self.port, thread_bound=True)
         except EmbeddedServerError as exc:
