@@ -50,6 +50,18 @@ AWS_ENV = {
 }
 
 
+QUICK = ("tests/core/", "tests/adapters/", "tests/login/", "tests/test_layout.py", "tests/web/test_parts.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`pytest -m quick`: the core, adapter and login tests that start no flow and no CLI subprocess."""
+    root = config.rootpath
+    for item in items:
+        where = item.path.relative_to(root).as_posix()
+        if where.startswith(QUICK) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.quick)
+
+
 @pytest.fixture(scope="session")
 def faces() -> Path:
     root = faces_root()
