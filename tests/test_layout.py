@@ -100,6 +100,26 @@ def test_no_sys_path_edits_anywhere() -> None:
     assert offenders == []
 
 
+def test_exit_codes_come_from_one_table() -> None:
+    """Every command exits through facelogin.exits: no `EXIT_*` table of its own, no bare number."""
+    offenders = []
+    for path in sources("src", "flows", "tasks", "deployments"):
+        if path == PACKAGE / "exits.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            own_table = isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id.startswith("EXIT_") for t in node.targets
+            )
+            bare_number = (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", getattr(node.func, "id", "")) in {"Exit", "exit"}
+                and any(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in node.args)
+            )
+            if own_table or bare_number:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")  # type: ignore[attr-defined]
+    assert offenders == []
+
+
 def _uv() -> list[str] | None:
     if found := shutil.which("uv"):
         return [found]

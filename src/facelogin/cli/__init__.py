@@ -2,7 +2,7 @@
 
 Kept light at import: Prefect, boto3 and pymongo are imported inside the commands that need them,
 so `facelogin login` on a Pi starts fast and needs none of the pipeline's dependencies.
-Exit codes follow one contract across commands (facelogin.cli.exits): 0 ok, 1 rejected, 2 error.
+Exit codes follow one contract across commands (facelogin.exits): 0 ok, 1 rejected, 2 error.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from facelogin.cli import doctor, enroll, login, status, sync, users, web
-from facelogin.cli.exits import ERROR
+from facelogin.exits import ERROR
 
 app = typer.Typer(
     name="facelogin",

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from facelogin.cli.exits import ERROR
+from facelogin.exits import ERROR
 
 
 def fail(command: str, message: str, as_json: bool, code: int = ERROR, **extra: Any) -> NoReturn:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facelogin.cli.exits import OK, REJECTED
+from facelogin.exits import OK, REJECTED
 
 PASS, WARN, FAIL = "OK", "WARN", "FAIL"
 NAMES = {"_images": "images root", "_catalog": "MongoDB", "_store": "object store", "_bundle": "bundle"}

@@ -13,12 +13,11 @@ from typing import Annotated, Any
 
 import typer
 
-# Exit codes (facelogin.cli.exits): 0 enrolled (and the run completed, with --wait); 1 rejected:
+from facelogin.exits import ERROR, OK, REJECTED
+
+# Exit codes (facelogin.exits): 0 enrolled (and the run completed, with --wait); 1 rejected:
 # no photo accepted, the enrolment refused, or the sync run did not complete; 2 error: bad input,
 # an images root that cannot be told, a run that could not be started or that nothing picks up.
-EXIT_REJECTED = 1
-EXIT_RUN_FAILED = 1
-EXIT_ERROR = 2
 # After this long in Scheduled/Pending, ask the API whether anything polls the deployment at all.
 POLL_GRACE = 10.0
 
@@ -80,7 +79,7 @@ def enroll(
     try:
         root = images_root(images, settings, writing=True)
     except RootUnknown as exc:
-        _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
+        _finish(out | {"error": str(exc)}, as_json, ERROR)
     out["images"] = root.as_dict()
     if not as_json:
         typer.echo(root.line, err=True)
@@ -99,14 +98,14 @@ def enroll(
             checker = default_checker(settings.detect_max_side, settings.upsample)
             result = enroll_photos(username, sources, root.path, checker, enrolled=enrolled, force=force)
         except EnrollError as exc:
-            _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
+            _finish(out | {"error": str(exc)}, as_json, ERROR)
     out["enrolment"] = result.as_dict()
     if not as_json:
         _show(result)
     if result.refused:
-        _finish(out | {"error": result.refused}, as_json, EXIT_REJECTED)
+        _finish(out | {"error": result.refused}, as_json, REJECTED)
     if not result.accepted:
-        _finish(out | {"error": f"no photo of {username} was accepted"}, as_json, EXIT_REJECTED)
+        _finish(out | {"error": f"no photo of {username} was accepted"}, as_json, REJECTED)
     if not as_json:
         typer.echo(f"{len(result.accepted)} photo(s) written to {result.folder}")
     if no_trigger:
@@ -127,12 +126,12 @@ def _sync_now(
         run = trigger_sync(parameters, tags=["enroll", f"user:{username}"])
     except TriggerError as exc:
         message = f"{exc}; the photos are in place and the next sync will pick them up"
-        _finish(out | {"error": message, "run": None}, as_json, EXIT_ERROR)
+        _finish(out | {"error": message, "run": None}, as_json, ERROR)
     out["run"] = run.as_dict()
     if not as_json:
         typer.echo(f"started {run.deployment} run {run.name}: {run.url or run.id}")
     if not wait:
-        _finish(out | {"ok": True}, as_json, 0)
+        _finish(out | {"ok": True}, as_json, OK)
 
     def show(kind: str, name: str) -> None:
         if not as_json:
@@ -144,15 +143,15 @@ def _sync_now(
         )
     except NothingPolling as exc:
         message = f"{exc}; run {run.name} stays scheduled and starts when one does"
-        _finish(out | {"error": message, "hint": exc.hint}, as_json, EXIT_ERROR)
+        _finish(out | {"error": message, "hint": exc.hint}, as_json, ERROR)
     except TriggerError as exc:
-        _finish(out | {"error": str(exc)}, as_json, EXIT_ERROR)
+        _finish(out | {"error": str(exc)}, as_json, ERROR)
     run = read_run(run.id, run.deployment)
     out["run"] = run.as_dict() | {"state": final}
     if final != "COMPLETED":
         error = f"sync run {run.name} ended {final}: see {run.url or run.id}"
-        _finish(out | {"error": error}, as_json, EXIT_RUN_FAILED)
-    _finish(out | {"ok": True}, as_json, 0)
+        _finish(out | {"error": error}, as_json, REJECTED)
+    _finish(out | {"ok": True}, as_json, OK)
 
 
 def _show(result: Any) -> None:
@@ -206,7 +205,7 @@ def _capture(index: int, shots: int, folder: Path) -> list[Path]:
 
 def _usage(message: str) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(ERROR)
 
 
 def _finish(out: dict[str, Any], as_json: bool, code: int) -> None:

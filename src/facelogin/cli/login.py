@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from facelogin.exits import ERROR, REJECTED
+
 BUNDLE_HELP = "Bundle: a local directory (or its latest.json), or s3://bucket/prefix/latest."
 BUNDLE_DEFAULT_TEXT = "$FACELOGIN_STATE_DIR/bundle, else ~/.facelogin/bundle: where the sync publishes"
 
@@ -126,7 +128,7 @@ def login(
         from facelogin.bundle import BundleError
     except ModuleNotFoundError as exc:  # numpy or Pillow missing: not even the error result can be made
         typer.echo(f"facelogin login: {missing_module_hint(exc.name)}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ERROR) from None
 
     bundle = bundle or default_bundle()
     sources = [s for s in (image, video, camera) if s not in (None, [])]
@@ -181,12 +183,12 @@ def login(
     except (core.LoginError, BundleError) as exc:
         typer.echo(f"facelogin login: {exc}", err=True)
         _print(core.error_result(str(exc)), pretty)
-        raise typer.Exit(core.EXIT_ERROR) from None
+        raise typer.Exit(ERROR) from None
     except ModuleNotFoundError as exc:  # an extra not installed: dlib (pi), boto3 (s3), OpenCV (camera)
         message = missing_module_hint(exc.name)
         typer.echo(f"facelogin login: {message}", err=True)
         _print(core.error_result(message), pretty)
-        raise typer.Exit(core.EXIT_ERROR) from None
+        raise typer.Exit(ERROR) from None
     _print(result, pretty)
     sys.stdout.flush()  # the answer first; recording it must not keep anyone waiting for it
     with record:
@@ -309,12 +311,12 @@ def _refuse_colliding(version: str, collisions: list[dict[str, Any]], as_json: b
         typer.echo(f"  {c['problem']}", err=True)
     if as_json:
         _print({"error": message, "users": users, "collisions": collisions, "written_to": None}, pretty=True)
-    raise typer.Exit(1)
+    raise typer.Exit(REJECTED)
 
 
 def _usage_error(message: str) -> None:
     typer.echo(f"facelogin login: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(ERROR)
 
 
 def calibrate(
@@ -369,10 +371,10 @@ def calibrate(
             record_location = core.write_calibration(bundle, record)
     except (core.LoginError, BundleError, StoreError, OSError) as exc:
         typer.echo(f"facelogin calibrate: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ERROR) from None
     except ModuleNotFoundError as exc:
         typer.echo(f"facelogin calibrate: {missing_module_hint(exc.name)}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ERROR) from None
     if as_json:
         typer.echo(
             json.dumps(

@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from facelogin.cli.common import local_time
-from facelogin.cli.exits import OK, REJECTED
+from facelogin.exits import OK, REJECTED
 
 
 def register(app: typer.Typer) -> None:

@@ -13,8 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-EXIT_FAILED = 1  # the run finished what it could; some photos could not be synced
-EXIT_ERROR = 2  # nothing was changed: a setting, a path or a server to fix first
+from facelogin.exits import ERROR, REJECTED
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +64,7 @@ def sync(
     try:
         settings = load_settings() if images is None else load_settings(images=images)
     except SettingsError as exc:  # a setting with a bad value: named, with what it accepts
-        _fail(str(exc), None, as_json, EXIT_ERROR)
+        _fail(str(exc), None, as_json, ERROR)
     root = images_root(images, settings)
     if root.warning:
         typer.secho(f"warning: {root.warning}", fg="yellow", err=True)
@@ -172,12 +171,12 @@ def run_checked(
                 runs.quiet_run_logs()
             run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
     except (SyncRefused, runs.BlockError) as exc:
-        failed(str(exc), None, EXIT_ERROR)
+        failed(str(exc), None, ERROR)
     except SyncError as exc:  # what it did is in the summary; nothing at all when not `changed`
-        failed(str(exc), exc.summary, EXIT_FAILED if exc.changed else EXIT_ERROR)
+        failed(str(exc), exc.summary, REJECTED if exc.changed else ERROR)
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to say what failed, in one line
-        code = EXIT_ERROR if _is_refusal(exc) else EXIT_FAILED
-        failed(f"{type(exc).__name__}: {exc}" if code == EXIT_FAILED else str(exc), None, code)
+        code = ERROR if _is_refusal(exc) else REJECTED
+        failed(f"{type(exc).__name__}: {exc}" if code == REJECTED else str(exc), None, code)
     _record(settings, parameters, started, 0, run.summary, url=run.url)
     return run
 
@@ -206,7 +205,7 @@ def _record(
     from facelogin.sync import lastrun
 
     state_dir = settings.state_dir.expanduser().resolve()
-    if parameters.get("dry_run") or (code == EXIT_ERROR and not state_dir.is_dir()):
+    if parameters.get("dry_run") or (code == ERROR and not state_dir.is_dir()):
         return
     run = lastrun.run_record(images=str(settings.images.resolve()), started=started, finished=_now(),
                              exit_code=code, summary=summary, error=error, url=url)  # fmt: skip

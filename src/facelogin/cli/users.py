@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facelogin.cli.exits import ERROR, OK, REJECTED
+from facelogin.exits import ERROR, OK, REJECTED
 
 IMAGES_HELP = (
     "Images root [env FACELOGIN_IMAGES, default: the root the sync-now deployment reads, else the "

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from facelogin.cli.exits import ERROR
+from facelogin.exits import ERROR
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from facelogin.login.authenticator import (
     serve,
 )
 from facelogin.login.calibrate import calibrate, calibration_record, load_pyplot, plot_calibration
-from facelogin.login.errors import EXIT_ACCEPTED, EXIT_ERROR, EXIT_REJECTED, LoginError
+from facelogin.login.errors import LoginError
 from facelogin.login.frames import (
     Frame,
     camera_frames,
@@ -38,9 +38,6 @@ from facelogin.login.source import (
 __all__ = [
     "CALIBRATION",
     "CALIBRATION_FORMAT",
-    "EXIT_ACCEPTED",
-    "EXIT_ERROR",
-    "EXIT_REJECTED",
     "Authenticator",
     "Frame",
     "LoadedBundle",

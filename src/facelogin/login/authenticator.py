@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from facelogin.exits import ERROR, OK, REJECTED
 from facelogin.faces import load_faces
 from facelogin.login.burst import BurstResult, BurstVerifier, LandmarkModel, load_landmarks
-from facelogin.login.errors import EXIT_ACCEPTED, EXIT_ERROR, EXIT_REJECTED, LoginError
+from facelogin.login.errors import LoginError
 from facelogin.login.frames import DEFAULT_HEIGHT, Frame, image_frames, video_frames
 from facelogin.login.match import (
     ACCEPTED,
@@ -227,7 +228,7 @@ def error_result(message: str) -> dict[str, Any]:
 
 
 def exit_code(result: dict[str, Any]) -> int:
-    return {"accepted": EXIT_ACCEPTED, "rejected": EXIT_REJECTED}.get(result["decision"], EXIT_ERROR)
+    return {"accepted": OK, "rejected": REJECTED}.get(result["decision"], ERROR)
 
 
 def serve(

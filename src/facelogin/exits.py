@@ -1,4 +1,4 @@
-"""One exit-code contract for every command (the README says the same).
+"""One exit-code contract for every command, the Pi's login included (docs/operating.md says the same).
 
 - 0 ok: done, accepted, healthy.
 - 1 rejected: the command ran and the answer is no: a face not accepted, photos rejected or not
