@@ -1,7 +1,8 @@
 """`facelogin web` under load: liveness logins on every core against a plain process pool, and a full
 queue turned away at once; optionally a browser login from page load to the profile page.
 
-    .venv/bin/python -m bench.web [--faces ../shared/faces] [--logins 40] [--flood 200] [--browser-runs 3]
+    .venv/bin/python -m bench.web [--faces ../shared/faces] [--logins 40] [--flood 200] [--repeat 3]
+                                  [--browser-runs 3]
 
 A state with the people of faces/liveness enrolled is written in a temporary directory (embedded
 defaults). Every login is a real one: POST /login/challenge, then POST /login with a recorded blink
@@ -15,8 +16,11 @@ as different people's would.
 - pool: `facelogin web` as shipped (one worker process per core);
 - floor: a plain multiprocessing pool, one process per core, running the same decision function
   (`facelogin.web.pool.decide_burst`) on the same posts: no HTTP, no JSON, no MongoDB.
-`--logins` are posted at once to each server; then `--flood` at once to the pool server, whose
-queue turns the excess away with 503 + Retry-After.
+`--logins` are posted at once to each server; floor and pool alternate `--repeat` times (this
+machine's speed drifts: the ratio is the median of the pairs). The CPU each login costs is read from
+/proc for the web process, its workers, the embedded MongoDB and this benchmark's own client, which
+share the cores. Then `--flood` at once to the pool server, whose queue turns the excess away with
+503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -194,17 +198,20 @@ def _decide(args: tuple[list[bytes], list[float]]) -> str:
     return str(decide_burst(_engine, ("blink",), jpegs, times, 10.0, 1920 * 1080)["decision"])
 
 
-def floor(bundle: Path, cache: Path, frames: list[Path], count: int, workers: int) -> float:
+def floor(bundle: Path, cache: Path, frames: list[Path], count: int, workers: int) -> tuple[float, float]:
+    """The wall time of `count` decisions, and the CPU milliseconds of one."""
     jpegs = [f.read_bytes() for f in frames]
     times = [1.0 + i * 0.1 for i in range(len(jpegs))]
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start, initargs=(str(bundle), str(cache))) as pool:
         pool.map(_decide, [(jpegs, times)] * workers)  # every worker warm
+        cpu = _tree_cpu(os.getpid())["workers"]
         start = time.perf_counter()
         decisions = pool.map(_decide, [(jpegs, times)] * count, chunksize=1)
         wall = time.perf_counter() - start
+        cpu = _tree_cpu(os.getpid())["workers"] - cpu
     assert set(decisions) == {"accepted"}, decisions
-    return wall
+    return wall, cpu * 1000 / count
 
 
 def serve(root: Path, state: Path, **settings: str) -> WebServer:
@@ -228,6 +235,36 @@ def summary(name: str, wall: float, answers: list[tuple[int, float, dict[str, st
         "statuses": sorted({a[0] for a in answers}),
         "refused": sorted({str(a[2].get("x-said")) for a in answers if a[0] != 200}),
     }
+
+
+def _tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds so far of a process and its descendants, by kind: the web process itself, its
+    login workers (Python children running the decision) and anything else (the embedded MongoDB)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2 :].split()
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, cmdline)
+    out = {"web": 0.0, "workers": 0.0, "other": 0.0}
+    family = {root}
+    grew = True  # parents are not always listed before their children: repeat until nothing joins
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in stats.items():
+            if ppid in family and pid not in family:
+                family.add(pid)
+                grew = True
+    for pid in family & stats.keys():
+        _, cpu, cmdline = stats[pid]
+        kind = "web" if pid == root else "workers" if "multiprocessing" in cmdline else "other"
+        out[kind] += cpu
+    return out
 
 
 def browser_runs(url: str, video: Path, runs: int) -> list[float]:
@@ -257,6 +294,7 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=faces_root())
     parser.add_argument("--logins", type=int, default=40)
     parser.add_argument("--flood", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3, help="floor/pool pairs, alternated (medians)")
     parser.add_argument("--browser-runs", type=int, default=0)
     args = parser.parse_args()
     if args.faces is None:
@@ -264,6 +302,19 @@ def main() -> None:
     people = args.faces / "liveness" / "people"
     frames = sorted((args.faces / "liveness" / "clips" / CLIP).glob("frame_*.jpg"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    capture = len(frames) / 10.0
+    flood: list[tuple[int, float, dict[str, str]]] = []
+    flood_wall, seconds = 0.0, []
+
+    def measure(server: WebServer, tag: str) -> tuple[dict[str, Any], dict[str, float]]:
+        at_once(server.port, template, 2, f"9{tag}", capture)  # warm: each worker has decided
+        before, client = _tree_cpu(server.process.pid), time.process_time()
+        wall, answers = at_once(server.port, template, args.logins, tag, capture)
+        after, client = _tree_cpu(server.process.pid), time.process_time() - client
+        cpu = {k: (after[k] - before[k]) * 1000 / args.logins for k in after} | {
+            "client": client * 1000 / args.logins
+        }
+        return summary(tag, wall - capture, answers), cpu  # from the posts, which follow the capture
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -273,51 +324,70 @@ def main() -> None:
         template = burst_template(frames)
         print(f"each login: a challenge, then {len(frames)} frames of {CLIP} ({len(template) // 1024} KB)")
 
-        print(f"floor: a plain pool of {cores} processes deciding {args.logins} bursts ...", flush=True)
-        floor_wall = floor(state / "bundle", root / "cache", frames, args.logins, cores)
-        results = []
-        for name, settings in (("serial", {"FACELOGIN_WEB_WORKERS": "0"}), ("pool", {})):
-            server = serve(root, state, **settings)
+        server = serve(root, state, FACELOGIN_WEB_WORKERS="0")
+        try:
+            print(f"serial: facelogin web deciding in its own process, {args.logins} logins ...", flush=True)
+            serial, _ = measure(server, "1")
+        finally:
+            server.stop()
+        floors, pools, cpus, floor_cpu = [], [], [], []
+        for repeat in range(args.repeat):
+            print(f"pair {repeat + 1}/{args.repeat}: floor ({cores} plain processes), then facelogin web "
+                  f"as shipped, {args.logins} logins each ...", flush=True)  # fmt: skip
+            wall, cpu_ms = floor(state / "bundle", root / "cache", frames, args.logins, cores)
+            floors.append(wall)
+            floor_cpu.append(cpu_ms)
+            server = serve(root, state)
             try:
-                capture = len(frames) / 10.0
-                at_once(server.port, template, 2, f"9{len(results)}", capture)  # warm: each worker decided
-                wall, answers = at_once(server.port, template, args.logins, str(len(results)), capture)
-                wall -= capture  # from the logins' posts, which all start after the capture
-                results.append(summary(name, wall, answers))
-                if name == "pool":
+                result, cpu = measure(server, str(repeat + 2))
+                pools.append(result)
+                cpus.append(cpu)
+                if repeat == args.repeat - 1:
                     start = time.perf_counter()
                     flood = _flood(server.port, template, args.flood, capture) if args.flood else []
                     flood_wall = time.perf_counter() - start - capture
-                    seconds = (
-                        browser_runs(
-                            server.url, write_clip_y4m(frames, root / "blink.y4m"), args.browser_runs
-                        )
-                        if args.browser_runs and chromium_path()
-                        else []
-                    )
+                    if args.browser_runs and chromium_path():
+                        video = write_clip_y4m(frames, root / "blink.y4m")
+                        seconds = browser_runs(server.url, video, args.browser_runs)
             finally:
                 server.stop()
 
-    floor_rate = args.logins / floor_wall
-    ideal = floor_wall  # the total work at the floor's throughput
-    print(f"\n{args.logins} liveness logins posted at once, {cores} cores:")
-    print(f"  floor (plain process pool, same function): {floor_wall:6.1f} s  {floor_rate:5.2f} logins/s")
-    for r in results:
+    ratios = [(p["per_second"] * f / args.logins) for p, f in zip(pools, floors, strict=True)]
+    p95s = [p["p95"] / f for p, f in zip(pools, floors, strict=True)]  # ideal: the work at the floor's rate
+    print(f"\n{args.logins} liveness logins posted at once, {cores} cores, {args.repeat} alternated pairs:")
+    for f, r in zip(floors, pools, strict=True):
         print(
-            f"  {r['name']:6s} facelogin web: {r['wall']:6.1f} s  {r['per_second']:5.2f} logins/s  "
-            f"p50 {r['p50']:.1f} s  p95 {r['p95']:.1f} s  errors {r['errors']} {r['refused'] or ''}"
+            f"  floor (plain process pool, same function): {f:6.1f} s  {args.logins / f:5.2f} logins/s | "
+            f"facelogin web: {r['wall']:6.1f} s  {r['per_second']:5.2f} logins/s  p50 {r['p50']:.1f} s  "
+            f"p95 {r['p95']:.1f} s  errors {r['errors']} {r['refused'] or ''}"
         )
-    serial, pool = results
-    print(f"  pool vs floor: {pool['per_second'] / floor_rate:.2f}x (goal >= {GOAL_FLOOR})")
-    print(f"  pool vs serial: {pool['per_second'] / serial['per_second']:.2f}x")
-    print(f"  pool p95 vs ideal ({ideal:.1f} s): {pool['p95'] / ideal:.2f}x (goal <= {GOAL_P95})")
+    print(
+        f"  serial facelogin web (one process, as before the pool): {serial['wall']:6.1f} s  "
+        f"{serial['per_second']:5.2f} logins/s  errors {serial['errors']}"
+    )
+    print(f"  pool vs floor, median of {len(ratios)}: {statistics.median(ratios):.2f}x "
+          f"({', '.join(f'{r:.2f}' for r in ratios)}; goal >= {GOAL_FLOOR})")  # fmt: skip
+    pool_rate = statistics.median(p["per_second"] for p in pools)
+    print(f"  pool vs serial: {pool_rate / serial['per_second']:.2f}x")
+    print(f"  pool p95 vs ideal (the work at the floor's rate), median: {statistics.median(p95s):.2f}x "
+          f"(goal <= {GOAL_P95})")  # fmt: skip
+    cpu = {k: statistics.median(c[k] for c in cpus) for k in cpus[0]}
+    print(
+        f"  CPU per login, median: decision in a worker {cpu['workers']:.0f} ms (floor "
+        f"{statistics.median(floor_cpu):.0f} ms), web process {cpu['web']:.0f} ms, embedded MongoDB and "
+        f"others {cpu['other']:.0f} ms, this benchmark's client {cpu['client']:.0f} ms"
+    )
+    served = cpu["workers"] + cpu["web"] + cpu["other"]
+    print(f"  floor's CPU per login vs facelogin web's: {statistics.median(floor_cpu) / served:.2f}x "
+          "(the throughput ratio that CPU alone allows, whatever else runs on the machine)")  # fmt: skip
     busy = [a for a in flood if a[0] == 503]
     decided = [a for a in flood if a[0] == 200]
     busy_ms = sorted(a[1] * 1000 for a in busy)
     retry = all("retry-after" in {k.lower() for k in a[2]} for a in busy)
     others = len(flood) - len(decided) - len(busy)
-    print(f"\n{args.flood} posted at once to the pool: {len(decided)} decided, {len(busy)} told 503 "
-          f"(Retry-After on all: {retry}), others {others}, {flood_wall:.1f} s in all")  # fmt: skip
+    if flood:
+        print(f"\n{args.flood} posted at once to the pool: {len(decided)} decided, {len(busy)} told 503 "
+              f"(Retry-After on all: {retry}), others {others}, {flood_wall:.1f} s in all")  # fmt: skip
     if busy_ms:
         print(f"  503 answered in: median {statistics.median(busy_ms):.1f} ms, max {busy_ms[-1]:.1f} ms "
               f"(goal <= {GOAL_BUSY_MS:.0f} ms)")  # fmt: skip
