@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from facelogin.exits import ERROR
+
+# Options every command that takes them declares the same way.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ROOT_ORDER = (
+    "env FACELOGIN_IMAGES, default: the root the sync-now deployment reads, else the root the last "
+    "sync read, else ./images in the checkout"
+)
+
+
+ImagesOption = Annotated[
+    Path | None, typer.Option("--images", help=f"Images root, one folder per user [{ROOT_ORDER}].")
+]
 
 
 def fail(command: str, message: str, as_json: bool, code: int = ERROR, **extra: Any) -> NoReturn:

@@ -16,7 +16,10 @@ from typing import Annotated, Any
 
 import typer
 
+from facelogin.cli.common import ROOT_ORDER, JsonFlag
 from facelogin.exits import OK, REJECTED
+
+DoctorImages = Annotated[Path | None, typer.Option("--images", help=f"Images root to check [{ROOT_ORDER}].")]
 
 PASS, WARN, FAIL = "OK", "WARN", "FAIL"
 NAMES = {"_images": "images root", "_catalog": "MongoDB", "_store": "object store", "_bundle": "bundle"}
@@ -40,15 +43,8 @@ def register(app: typer.Typer) -> None:
 
 
 def doctor(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    images: Annotated[
-        Path | None,
-        typer.Option(
-            "--images",
-            help="Images root to check [env FACELOGIN_IMAGES, default: the root the sync-now deployment "
-            "reads, else the root the last sync read, else ./images].",
-        ),
-    ] = None,
+    as_json: JsonFlag = False,
+    images: DoctorImages = None,
 ) -> None:
     """Check this machine's facelogin: settings, images, MongoDB, bucket, Prefect, bundle, camera.
 

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
+from facelogin.cli.common import ROOT_ORDER, JsonFlag
 from facelogin.exits import ERROR, OK, REJECTED
+
+EnrollImages = Annotated[
+    Path | None,
+    typer.Option(
+        "--images", help=f"Images root; when given, the sync run is told to use it too [{ROOT_ORDER}]."
+    ),
+]
 
 # Exit codes (facelogin.exits): 0 enrolled (and the run completed, with --wait); 1 rejected:
 # no photo accepted, the enrolment refused, or the sync run did not complete; 2 error: bad input,
@@ -38,15 +46,7 @@ def enroll(
         typer.Option("--camera", help="Capture from this camera (Picamera2, else OpenCV) instead of --from."),
     ] = None,
     shots: Annotated[int, typer.Option("--shots", min=1, max=20, help="Photos to take with --camera.")] = 5,
-    images: Annotated[
-        Path | None,
-        typer.Option(
-            "--images",
-            help="Images root; when given, the sync run is told to use it too [env FACELOGIN_IMAGES, "
-            "default: the root the sync-now deployment reads, else the root the last sync read, else "
-            "./images in the checkout].",
-        ),
-    ] = None,
+    images: EnrollImages = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the sync run to its end; exit non-zero unless Completed.")
     ] = False,
@@ -58,7 +58,7 @@ def enroll(
         bool,
         typer.Option("--force", help="Enrol even when the face is already enrolled under another name."),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Enrol a person: check each photo, copy the good ones in, trigger `sync-now`.
 

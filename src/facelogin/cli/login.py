@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from facelogin.cli.common import JsonFlag
 from facelogin.exits import ERROR, REJECTED
 
 BUNDLE_HELP = "Bundle: a local directory (or its latest.json), or s3://bucket/prefix/latest."
@@ -334,7 +335,7 @@ def calibrate(
         bool,
         typer.Option("--write/--no-write", help="Store the threshold beside the bundle (calibration.json)."),
     ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Leave-one-out over the enrolled encodings: genuine/impostor distances and a recommended threshold.
 

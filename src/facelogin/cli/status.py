@@ -7,11 +7,11 @@ From the Prefect server when PREFECT_API_URL is set; without one, from this mach
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import typer
 
-from facelogin.cli.common import local_time
+from facelogin.cli.common import JsonFlag, local_time
 from facelogin.exits import OK, REJECTED
 
 
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show the last sync run (state, time, counts) and when the nightly run is next, in local time.
 

@@ -8,11 +8,11 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from facelogin.cli.common import ImagesOption, JsonFlag
 from facelogin.exits import ERROR, REJECTED
 
 
@@ -21,15 +21,8 @@ def register(app: typer.Typer) -> None:
 
 
 def sync(
-    images: Annotated[
-        Path | None,
-        typer.Option(
-            "--images",
-            help="Images root, one folder per user [env FACELOGIN_IMAGES, default: the root the sync-now "
-            "deployment reads, else the root the last sync read, else ./images].",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+    images: ImagesOption = None,
+    as_json: JsonFlag = False,
     full: Annotated[
         bool, typer.Option("--full", help="Re-process every photo, not only new or changed ones.")
     ] = False,

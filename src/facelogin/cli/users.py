@@ -16,12 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from facelogin.cli.common import ImagesOption, JsonFlag
 from facelogin.exits import ERROR, OK, REJECTED
-
-IMAGES_HELP = (
-    "Images root [env FACELOGIN_IMAGES, default: the root the sync-now deployment reads, else the "
-    "root the last sync read, else ./images in the checkout]."
-)
 
 
 def register(app: typer.Typer) -> None:
@@ -114,8 +110,8 @@ def _shown(path: Path) -> str:
 
 
 def users(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    images: Annotated[Path | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+    as_json: JsonFlag = False,
+    images: ImagesOption = None,
 ) -> None:
     """List every user: photos (encoded/rejected), profile image, last sync, and what the next sync does.
 
@@ -249,8 +245,8 @@ def remove(
     sync_now: Annotated[
         bool, typer.Option("--sync", help="Sync at once: thumbnails, MongoDB and bundle lose the user now.")
     ] = False,
-    images: Annotated[Path | None, typer.Option("--images", help=IMAGES_HELP)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    images: ImagesOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Remove a user: delete their folder; the next sync removes their data everywhere (--sync: now).
 
@@ -336,7 +332,7 @@ def profile_url(
     size: Annotated[
         int | None, typer.Option("--size", help="Thumbnail size in px [default: the largest synced].")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Print the URL a profile page would use now (a fresh presigned link in presigned mode).
 
