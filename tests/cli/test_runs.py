@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facelogin.cli.runs import TemporaryServer
+from facelogin.cli.runs import START_LOCK, TemporaryServer
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_a_start_waits_while_another_command_starts_the_same_prefect_home(
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             failure.append(exc)
 
-    with open(home / "facelogin-server-start.lock", "a") as held:
+    with open(home / START_LOCK, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another command is starting its server
         starter = threading.Thread(target=start)
         starter.start()

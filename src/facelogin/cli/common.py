@@ -31,18 +31,30 @@ def fail(command: str, message: str, as_json: bool, code: int = ERROR, **extra: 
     raise typer.Exit(code)
 
 
+def usage(command: str, message: str) -> NoReturn:
+    """A usage mistake (options that do not go together, a value out of range): what to give, exit 2."""
+    typer.secho(f"facelogin {command}: {message} (see `facelogin {command} --help`)", fg="red", err=True)
+    raise typer.Exit(ERROR)
+
+
 def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def load_settings(command: str, as_json: bool, blocks: bool = True) -> Any:
-    """Settings from the environment, and from the Prefect blocks they name; exit 2 when invalid."""
-    from facelogin.settings import Settings
+def load_settings(
+    command: str, as_json: bool, blocks: bool = True, failure: dict[str, Any] | None = None, **overrides: Any
+) -> Any:
+    """The one way every command loads its settings: the environment (and `overrides`, a command's
+    own options), then the Prefect blocks they name; a bad value exits 2 naming the variable and
+    what it accepts (facelogin.settings.load_settings; `failure`: more keys for --json), a renamed
+    one is a warning."""
+    from facelogin.settings import SettingsError
+    from facelogin.settings import load_settings as from_environment
 
     try:
-        settings = Settings()
-    except ValueError as exc:  # pydantic's ValidationError
-        fail(command, f"invalid setting: {exc}", as_json)
+        settings = from_environment(**overrides)
+    except SettingsError as exc:
+        fail(command, f"invalid setting: {exc}", as_json, **(failure or {}))
     for message in settings.deprecations:
         typer.secho(f"warning: {message}", fg="yellow", err=True)
     if blocks and settings.block_names:
@@ -51,7 +63,7 @@ def load_settings(command: str, as_json: bool, blocks: bool = True) -> Any:
         try:
             settings = runs.settings_with_blocks(settings)
         except runs.BlockError as exc:
-            fail(command, str(exc), as_json)
+            fail(command, str(exc), as_json, **(failure or {}))
     return settings
 
 

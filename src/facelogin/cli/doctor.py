@@ -89,14 +89,12 @@ def _guarded(step: Callable[[Any], Check], settings: Any) -> Check:
 
 
 def _settings(checks: list[Check]) -> Any:
-    from facelogin.settings import Settings
+    from facelogin.settings import SettingsError, load_settings
 
     try:
-        settings = Settings()
-    except ValueError as exc:
-        checks.append(
-            Check("settings", FAIL, f"invalid: {exc}".replace("\n", " "), "fix the FACELOGIN_* value")
-        )
+        settings = load_settings()
+    except SettingsError as exc:
+        checks.append(Check("settings", FAIL, f"invalid: {exc}", "fix the value named"))
         return None
     for message in settings.deprecations:
         checks.append(Check("settings", WARN, message, "rename it in the environment or /etc/facelogin/env"))

@@ -5,15 +5,14 @@ Light at import like the rest of the CLI: face_recognition and Prefect load insi
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from facelogin.cli.common import ROOT_ORDER, JsonFlag
+from facelogin.cli.common import ROOT_ORDER, JsonFlag, echo_json, fail, load_settings, usage
 from facelogin.exits import ERROR, OK, REJECTED
 
 EnrollImages = Annotated[
@@ -70,16 +69,15 @@ def enroll(
     from facelogin.cli.roots import RootUnknown, images_root
     from facelogin.enroll import EnrollError, default_checker, source_photos
     from facelogin.enroll import enroll as enroll_photos
-    from facelogin.settings import Settings
 
     if (source is None) == (camera is None):
-        _usage("give exactly one of --from DIR and --camera N")
-    settings = Settings()
-    out: dict[str, Any] = {"ok": False}
+        usage("enroll", "give exactly one of --from DIR and --camera N")
+    settings = load_settings("enroll", as_json, blocks=False)
+    out: dict[str, Any] = {}
     try:
         root = images_root(images, settings, writing=True)
     except RootUnknown as exc:
-        _finish(out | {"error": str(exc)}, as_json, ERROR)
+        fail("enroll", str(exc), as_json, ERROR, **out)
     out["images"] = root.as_dict()
     if not as_json:
         typer.echo(root.line, err=True)
@@ -98,18 +96,18 @@ def enroll(
             checker = default_checker(settings.detect_max_side, settings.upsample)
             result = enroll_photos(username, sources, root.path, checker, enrolled=enrolled, force=force)
         except EnrollError as exc:
-            _finish(out | {"error": str(exc)}, as_json, ERROR)
+            fail("enroll", str(exc), as_json, ERROR, **out)
     out["enrolment"] = result.as_dict()
     if not as_json:
         _show(result)
     if result.refused:
-        _finish(out | {"error": result.refused}, as_json, REJECTED)
+        fail("enroll", result.refused, as_json, REJECTED, **out)
     if not result.accepted:
-        _finish(out | {"error": f"no photo of {username} was accepted"}, as_json, REJECTED)
+        fail("enroll", f"no photo of {username} was accepted", as_json, REJECTED, **out)
     if not as_json:
         typer.echo(f"{len(result.accepted)} photo(s) written to {result.folder}")
     if no_trigger:
-        _finish(out | {"ok": True, "run": None}, as_json, 0)
+        _done(out | {"run": None}, as_json)
 
     _sync_now(username, root, out, wait, timeout, as_json)
 
@@ -126,12 +124,12 @@ def _sync_now(
         run = trigger_sync(parameters, tags=["enroll", f"user:{username}"])
     except TriggerError as exc:
         message = f"{exc}; the photos are in place and the next sync will pick them up"
-        _finish(out | {"error": message, "run": None}, as_json, ERROR)
+        fail("enroll", message, as_json, ERROR, **out, run=None)
     out["run"] = run.as_dict()
     if not as_json:
         typer.echo(f"started {run.deployment} run {run.name}: {run.url or run.id}")
     if not wait:
-        _finish(out | {"ok": True}, as_json, OK)
+        _done(out, as_json)
 
     def show(kind: str, name: str) -> None:
         if not as_json:
@@ -143,15 +141,15 @@ def _sync_now(
         )
     except NothingPolling as exc:
         message = f"{exc}; run {run.name} stays scheduled and starts when one does"
-        _finish(out | {"error": message, "hint": exc.hint}, as_json, ERROR)
+        fail("enroll", message, as_json, ERROR, **out, hint=exc.hint)
     except TriggerError as exc:
-        _finish(out | {"error": str(exc)}, as_json, ERROR)
+        fail("enroll", str(exc), as_json, ERROR, **out)
     run = read_run(run.id, run.deployment)
     out["run"] = run.as_dict() | {"state": final}
     if final != "COMPLETED":
         error = f"sync run {run.name} ended {final}: see {run.url or run.id}"
-        _finish(out | {"error": error}, as_json, REJECTED)
-    _finish(out | {"ok": True}, as_json, OK)
+        fail("enroll", error, as_json, REJECTED, **out)
+    _done(out, as_json)
 
 
 def _show(result: Any) -> None:
@@ -203,14 +201,7 @@ def _capture(index: int, shots: int, folder: Path) -> list[Path]:
     return paths
 
 
-def _usage(message: str) -> None:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(ERROR)
-
-
-def _finish(out: dict[str, Any], as_json: bool, code: int) -> None:
+def _done(out: dict[str, Any], as_json: bool) -> NoReturn:
     if as_json:
-        typer.echo(json.dumps(out, indent=2, default=str))
-    if out.get("error"):
-        typer.secho(f"enroll: {out['error']}", fg="red", err=True)
-    raise typer.Exit(code)
+        echo_json(out | {"ok": True})
+    raise typer.Exit(OK)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facelogin.cli.common import JsonFlag
+from facelogin.cli.common import JsonFlag, fail, usage
 from facelogin.exits import ERROR, REJECTED
 
 BUNDLE_HELP = "Bundle: a local directory (or its latest.json), or s3://bucket/prefix/latest."
@@ -134,17 +134,18 @@ def login(
     bundle = bundle or default_bundle()
     sources = [s for s in (image, video, camera) if s not in (None, [])]
     if len(sources) > 1 or (serve and sources):
-        _usage_error("give one of --image, --video, --camera or --serve")
+        usage("login", "give one of --image, --video, --camera or --serve")
     if not sources and not serve:
-        _usage_error("give one of --image, --video, --camera or --serve")
+        usage("login", "give one of --image, --video, --camera or --serve")
 
     liveness = _liveness_mode(no_liveness)
     if liveness == "challenge" and camera is None:
         given = "--image" if image else "--video" if video is not None else "--serve"
-        _usage_error(
+        usage(
+            "login",
             f"{given} decides on recorded pictures, which cannot show a live person, and liveness is "
             "required (FACELOGIN_LIVENESS=challenge): log in at the camera (--camera N), or add "
-            "--no-liveness to test the face match alone"
+            "--no-liveness to test the face match alone",
         )
     if liveness == "off":
         typer.secho(
@@ -205,7 +206,7 @@ def _liveness_mode(no_liveness: bool) -> str:
         return "off"
     mode = os.environ.get("FACELOGIN_LIVENESS", "challenge").strip().lower() or "challenge"
     if mode not in {"challenge", "off"}:
-        _usage_error(f"FACELOGIN_LIVENESS={mode!r}: use challenge (the default) or off")
+        fail("login", f"FACELOGIN_LIVENESS={mode!r}: use challenge (the default) or off", False)
     return mode
 
 
@@ -260,16 +261,16 @@ def _recorder() -> Any:
 
     try:
         from facelogin.audit import PI, DecisionRecorder
-        from facelogin.settings import Settings
+        from facelogin.settings import SettingsError, load_settings
 
-        settings = Settings()
+        settings = load_settings()
     except ModuleNotFoundError as exc:
         warn(
             f"FACELOGIN_RECORD_LOGINS is on but {exc.name} is not installed: decisions are not recorded "
             "(`pip install pymongo pydantic-settings`)"
         )
         return _NoRecorder()
-    except ValueError as exc:  # pydantic's ValidationError
+    except SettingsError as exc:
         warn(f"invalid setting, decisions are not recorded: {exc}")
         return _NoRecorder()
     if not settings.record_logins:
@@ -313,11 +314,6 @@ def _refuse_colliding(version: str, collisions: list[dict[str, Any]], as_json: b
     if as_json:
         _print({"error": message, "users": users, "collisions": collisions, "written_to": None}, pretty=True)
     raise typer.Exit(REJECTED)
-
-
-def _usage_error(message: str) -> None:
-    typer.echo(f"facelogin login: {message}", err=True)
-    raise typer.Exit(ERROR)
 
 
 def calibrate(

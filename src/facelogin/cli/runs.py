@@ -135,6 +135,9 @@ def local_prefect_api(meanwhile: Callable[[], object] | None = None) -> Iterator
             logging.getLogger("prefect").disabled = False
 
 
+START_LOCK = "facelogin-server-start.lock"  # in PREFECT_HOME: one server start at a time
+
+
 @dataclass
 class TemporaryServer:
     """`prefect server start` (API only, no services, no UI) on a free loopback port, for one command.
@@ -161,7 +164,7 @@ class TemporaryServer:
         home.mkdir(parents=True, exist_ok=True)  # the server does not make it
         # Two commands starting at once on a new machine would both migrate the same SQLite
         # database ("duplicate column name"): one start at a time per PREFECT_HOME, until healthy.
-        with open(home / "facelogin-server-start.lock", "a") as lock:
+        with open(home / START_LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._launch(home)
             try:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facelogin.cli.common import ImagesOption, JsonFlag
+from facelogin.cli.common import ImagesOption, JsonFlag, fail, load_settings
 from facelogin.exits import ERROR, REJECTED
 
 
@@ -49,15 +49,12 @@ def sync(
     """
     from facelogin.cli import runs
     from facelogin.cli.roots import images_root
-    from facelogin.settings import SettingsError, load_settings
 
     show_progress = not as_json and sys.stderr.isatty()
     if as_json or show_progress:
         runs.quiet_prefect_console()
-    try:
-        settings = load_settings() if images is None else load_settings(images=images)
-    except SettingsError as exc:  # a setting with a bad value: named, with what it accepts
-        _fail(str(exc), None, as_json, ERROR)
+    overrides = {} if images is None else {"images": images}
+    settings = load_settings("sync", as_json, blocks=False, failure={"summary": None}, **overrides)
     root = images_root(images, settings)
     if root.warning:
         typer.secho(f"warning: {root.warning}", fg="yellow", err=True)
@@ -139,11 +136,10 @@ def run_checked(
 
     def failed(message: str, summary: dict[str, Any] | None, code: int) -> None:
         _record(settings, parameters, started, code, summary, message)
-        _fail(message, summary, as_json, code, root.as_dict() if root is not None else None)
+        where = {} if root is None else {"images_root": root.as_dict()}
+        fail("sync", message, as_json, code, summary=summary, **where)
 
     try:
-        for message in settings.deprecations:
-            typer.secho(f"warning: {message}", fg="yellow", err=True)
         check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
         checked = runs.settings_with_blocks(settings)
         check_remote(checked.embedded_store, checked.embedded_catalog, checked.require_remote, False,
@@ -281,16 +277,6 @@ def _is_refusal(exc: BaseException) -> bool:
     from facelogin.sync.guard import SyncRefused
 
     return isinstance(exc, SyncRefused | StoreError | CatalogError | SettingsError | EmbeddedServerError)
-
-
-def _fail(
-    message: str, summary: dict[str, Any] | None, as_json: bool, code: int, root: dict[str, Any] | None = None
-) -> None:
-    if as_json:
-        out = {"ok": False, "error": message, "summary": summary} | ({"images_root": root} if root else {})
-        typer.echo(json.dumps(out, indent=2, default=str))
-    typer.secho(f"sync failed: {message}", fg="red", err=True)
-    raise typer.Exit(code)
 
 
 def _print_preview(summary: dict[str, Any]) -> None:
