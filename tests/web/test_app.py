@@ -15,7 +15,7 @@ from PIL import Image
 from pymongo import MongoClient
 
 from facelogin.adapters.embedded import NxServer, free_port
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.login import CALIBRATION
 from facelogin.web.limits import FIRST_BLOCK, FREE_FAILS

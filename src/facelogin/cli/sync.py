@@ -284,7 +284,7 @@ def _is_refusal(exc: BaseException) -> bool:
     """Errors that mean nothing was changed: a refusal, a store or database that cannot be used."""
     from facelogin.adapters.catalog import CatalogError
     from facelogin.adapters.embedded import EmbeddedServerError
-    from facelogin.adapters.store import StoreError
+    from facelogin.adapters.stores import StoreError
     from facelogin.settings import SettingsError
     from facelogin.sync.guard import SyncRefused
 

@@ -65,7 +65,7 @@ def web(
     from facelogin.adapters.catalog import CatalogError
     from facelogin.adapters.connect import catalog_server, check_catalog, check_store
     from facelogin.adapters.embedded import EmbeddedServerError
-    from facelogin.adapters.store import StoreError
+    from facelogin.adapters.stores import StoreError
     from facelogin.web import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")

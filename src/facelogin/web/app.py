@@ -55,7 +55,7 @@ from facelogin import audit, login
 from facelogin.adapters.catalog import Catalog, failure_message
 from facelogin.adapters.connect import open_store
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, mongo_client
-from facelogin.adapters.store import MissingObject, ObjectStore, StoreError
+from facelogin.adapters.stores import MissingObject, ObjectStore, StoreError
 from facelogin.login.burst import MOST_FRAMES
 from facelogin.login.challenge import ChallengeRefused, ChallengeStore, draw_actions
 from facelogin.settings import Settings

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from facelogin.adapters.store import DirStore, ObjectStore, S3Store
+from facelogin.adapters.stores import ObjectStore
 
 DEFAULT_SIZE = 256
 
@@ -45,13 +45,13 @@ def profile_image(
     size = choose_size([int(s) for s in keys], wanted)
     key = keys[str(size)]
     photo = profile.get("photo")
-    if isinstance(store, DirStore):
+    if not store.remote:
         return ProfileImage(local_url(size), size, key, photo, None)
-    if isinstance(store, S3Store) and store.url_mode == "presigned":
-        url = store.url(key)
+    if expires := store.expires_in():
+        url = store.url_for(key)
         assert url is not None
-        return ProfileImage(url, size, key, photo, store.presign_seconds)
+        return ProfileImage(url, size, key, photo, expires)
     stored = (profile.get("urls") or {}).get(str(size))
     # A document synced before the mode changed holds no URL: the store makes the same stable one.
-    url = stored or store.stable_url(key)
+    url = stored or store.url_for(key)
     return ProfileImage(url, size, key, photo, None) if url else None
