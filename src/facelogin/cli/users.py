@@ -79,19 +79,6 @@ def _when(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def _profile_key(profile: dict[str, Any] | None) -> str | None:
-    """The store key of the largest profile thumbnail."""
-    if not profile or not profile.get("keys"):
-        return None
-    keys = profile["keys"]
-    return str(keys[max(keys, key=int)])
-
-
-def _profile_location(store: Any, profile: dict[str, Any] | None) -> str | None:
-    key = _profile_key(profile)
-    return f"{store.location}/{key}" if key else None
-
-
 def _state(name: str, doc: Any, folders: dict[str, int], unreadable: set[str], verdict: Any) -> str:
     """What the next sync does with this user, as the sync's own guard decides it."""
     if doc is None:
@@ -126,6 +113,7 @@ def users(
     from facelogin.adapters.connect import open_store
     from facelogin.cli.common import echo_json, load_settings
     from facelogin.cli.roots import images_root
+    from facelogin.profile import profile_location
     from facelogin.sync.discover import user_folders
     from facelogin.sync.guard import forecast, images_root_problem
 
@@ -153,7 +141,7 @@ def users(
                 "rejected": counts.get("rejected", 0),
                 "weak": counts.get("weak", 0),
                 "notes": (doc or {}).get("notes") or [],
-                "profile_image": _profile_location(store, (doc or {}).get("profile_image")),
+                "profile_image": profile_location(store, (doc or {}).get("profile_image")),
                 "last_sync": _when((doc or {}).get("updated_at")),
                 "folder": str(root.path / name) if name in folders else None,
                 "state": _state(name, doc, folders, unreadable, verdict),
@@ -197,6 +185,7 @@ def _print_table(rows: list[dict[str, Any]], docs: dict[str, Any], where: str, s
     from rich.table import Table
 
     from facelogin.cli.common import local_time
+    from facelogin.profile import largest_key
 
     console = Console()
     zone = datetime.now().astimezone().strftime("%Z")
@@ -204,7 +193,7 @@ def _print_table(rows: list[dict[str, Any]], docs: dict[str, Any], where: str, s
     for r in rows:
         doc = docs.get(r["username"]) or {}
         when = local_time(r["last_sync"]).removesuffix(f" {zone}") if r["last_sync"] else "-"
-        key = _profile_key(doc.get("profile_image")) or "-"
+        key = largest_key(doc.get("profile_image")) or "-"
         cells.append(
             (r["username"], str(r["photos"]), str(r["encoded"]), str(r["rejected"]), when, r["state"], key)
         )
@@ -344,6 +333,7 @@ def profile_url(
     """
     from facelogin.adapters.connect import open_store
     from facelogin.cli.common import echo_json, fail, load_settings
+    from facelogin.profile import profile_image
 
     settings = load_settings("profile-url", as_json)
     with _catalog("profile-url", settings, as_json) as catalog:
@@ -369,8 +359,8 @@ def profile_url(
             REJECTED,
         )
     store = open_store(settings)
-    url = store.url(keys[chosen])
-    expires = settings.presign_seconds if settings.bucket and settings.url_mode == "presigned" else None
+    image = profile_image(doc, store, int(chosen))
+    url = image.url if image else None
     if as_json:
         echo_json(
             {
@@ -379,7 +369,7 @@ def profile_url(
                 "size": int(chosen),
                 "key": keys[chosen],
                 "url": url,
-                "expires_in": expires,
+                "expires_in": image.expires_in if image else None,
                 "store": store.location,
                 "photo": profile.get("photo"),
             }

@@ -58,12 +58,12 @@ from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, mongo_client
 from facelogin.adapters.stores import MissingObject, ObjectStore, StoreError
 from facelogin.login.burst import MOST_FRAMES
 from facelogin.login.challenge import ChallengeRefused, ChallengeStore, draw_actions
+from facelogin.profile import ProfileImage, profile_image
 from facelogin.settings import Settings
 from facelogin.web import sessions
 from facelogin.web.engine import BadFrames, Engine, FrameLimits, NoBundle, image_bytes, message_for
 from facelogin.web.limits import LoginLimiter
 from facelogin.web.pool import Busy, Deciders
-from facelogin.web.profile import ProfileImage, profile_image
 
 log = logging.getLogger(__name__)
 
