@@ -80,6 +80,25 @@ def test_the_login_code_never_imports_pymongo_prefect_or_boto3_itself() -> None:
         assert not imports_of(path) & set(PIPELINE), path
 
 
+def test_the_shared_vocabulary_imports_nothing_from_the_layers_above() -> None:
+    """settings, naming, imaging, files, faces and profile sit at the bottom: no arrow back up (a
+    Settings method once imported the catalog adapter to describe itself). Imports under
+    `if TYPE_CHECKING:` are annotations, not arrows at run time."""
+    above = ("facelogin.adapters", "facelogin.sync", "facelogin.login", "facelogin.web", "facelogin.cli")
+    for name in ("settings", "naming", "imaging", "files", "faces", "profile"):
+        path = PACKAGE / f"{name}.py"
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(child)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+            for child in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and id(node) not in typing_only:
+                assert not node.module.startswith(above), f"{path.name}:{node.lineno} imports {node.module}"
+
+
 def test_only_the_store_factory_knows_the_kinds_of_store() -> None:
     """Callers ask the store (is_transient, url_for, describe): no S3Store or DirStore outside
     adapters/stores, so a new backend is one module there and one contract run."""

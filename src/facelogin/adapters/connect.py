@@ -1,4 +1,4 @@
-"""The store and catalog a run uses, built from settings."""
+"""The store and catalog a run uses, built from settings, and where they are, said without credentials."""
 
 from __future__ import annotations
 
@@ -10,7 +10,19 @@ from facelogin.adapters.catalog import Catalog, CatalogError, describe_uri
 from facelogin.adapters.embedded import embedded_mongo
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, close_mongo, mongo_client
 from facelogin.adapters.stores import open_store as open_store
+from facelogin.adapters.stores import store_location
 from facelogin.settings import Settings
+
+
+def where(settings: Settings) -> dict[str, str]:
+    """Where a run reads and writes, without credentials: images, store, catalog."""
+    uri = settings.mongodb()
+    catalog = (
+        f"{describe_uri(uri)}/{settings.database}"
+        if uri and not settings.embedded_catalog
+        else f"embedded nx-27017 in {settings.mongo_dir} (database {settings.database})"
+    )
+    return {"images": str(settings.images), "store": store_location(settings), "catalog": catalog}
 
 
 def check_store(settings: Settings) -> str:
@@ -60,7 +72,7 @@ def failure_message(exc: BaseException, settings: Settings) -> str:
     from pymongo.errors import PyMongoError
 
     if isinstance(exc, CatalogError | PyMongoError):
-        return _catalog.failure_message(exc, settings.where()["catalog"])
+        return _catalog.failure_message(exc, where(settings)["catalog"])
     try:
         store = open_store(settings)
     except ValueError:  # settings no store can be opened with: say the error itself

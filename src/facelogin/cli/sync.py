@@ -155,7 +155,7 @@ def run_checked(
         check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
         checked = runs.settings_with_blocks(settings)
         check_remote(checked.embedded_store, checked.embedded_catalog, checked.require_remote, False,
-                     checked.where())  # fmt: skip
+                     connect.where(checked))  # fmt: skip
         connect.check_store(checked)
         connect.check_catalog(checked)
         if root is not None and not as_json:

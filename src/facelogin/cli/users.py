@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 def _catalog(command: str, settings: Any, as_json: bool) -> Iterator[Any]:
     """The catalog, checked first; the embedded server is started for the block when none is set."""
     from facelogin.adapters.catalog import CatalogError
-    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog
+    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog, where
     from facelogin.adapters.embedded import EmbeddedServerError
     from facelogin.cli.common import fail
 
@@ -42,7 +42,7 @@ def _catalog(command: str, settings: Any, as_json: bool) -> Iterator[Any]:
         with catalog_server(settings) as running:
             check_catalog(running)
             catalog = open_catalog(running)
-            catalog.where = running.where()["catalog"]  # host/database, never the URI's credentials
+            catalog.where = where(running)["catalog"]  # host/database, never the URI's credentials
             yield catalog
     except (CatalogError, EmbeddedServerError) as exc:
         fail(command, str(exc), as_json)
@@ -54,7 +54,7 @@ def _end_sessions(settings: Any, username: str, as_json: bool) -> int | None:
     from pymongo.errors import PyMongoError
 
     from facelogin.adapters.catalog import CatalogError, failure_message
-    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog
+    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog, where
     from facelogin.adapters.embedded import EmbeddedServerError
 
     try:
@@ -63,7 +63,7 @@ def _end_sessions(settings: Any, username: str, as_json: bool) -> int | None:
             ended = int(open_catalog(running).sessions.delete_many({"user": username}).deleted_count)
     except (CatalogError, EmbeddedServerError, PyMongoError) as exc:
         message = (
-            exc if not isinstance(exc, PyMongoError) else failure_message(exc, settings.where()["catalog"])
+            exc if not isinstance(exc, PyMongoError) else failure_message(exc, where(settings)["catalog"])
         )
         typer.secho(f"warning: {username}'s web sessions not ended: {message}", fg="yellow", err=True)
         return None

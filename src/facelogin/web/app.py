@@ -52,6 +52,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from facelogin import audit, login
+from facelogin.adapters import connect
 from facelogin.adapters.catalog import Catalog, failure_message
 from facelogin.adapters.connect import open_store
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, mongo_client
@@ -141,7 +142,7 @@ def create_app(
             f"FACELOGIN_WEB_AGREE ({settings.web_agree}) is more than FACELOGIN_WEB_FRAMES "
             f"({settings.web_frames}): no login could ever be accepted"
         )
-    where = settings.where()["catalog"]
+    where = connect.where(settings)["catalog"]
     options = login.LoginOptions(frames=settings.web_frames, agree=settings.web_agree)
     engine = Engine(bundle or str(settings.bundle_dir), settings.login_cache_dir, options, check_seconds)
     db = mongo_client(uri, CHECK_TIMEOUT_MS)[settings.database]

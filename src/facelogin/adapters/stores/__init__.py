@@ -25,6 +25,7 @@ __all__ = [
     "ObjectStore",
     "StoreError",
     "open_store",
+    "store_location",
 ]
 
 
@@ -57,3 +58,8 @@ def open_store(where: Settings | str | PurePath, checking: bool = False) -> Obje
         base_url=where.base_url,
         presign_seconds=where.presign_seconds,
     )
+
+
+def store_location(settings: Settings) -> str:
+    """The store the settings name, for a person, without opening it (no client is built)."""
+    return f"s3://{settings.bucket}" if settings.bucket else f"local directory {settings.objects_dir}"
