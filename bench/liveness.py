@@ -46,7 +46,7 @@ from PIL import Image
 
 from bench import attacks
 from facelogin import login as core
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.faces import encode_face
 from facelogin.imaging import decode_photo

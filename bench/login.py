@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facelogin import login as core
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.faces import encode_face, load_face_recognition, load_faces
 from facelogin.login.match import Gallery, best_match

@@ -127,7 +127,7 @@ def local_store_vs_cp(thumbs: Path, work: Path, copies: int = 10) -> tuple[int, 
     `thumbs` (the thumbnails of one sync) is staged `copies` times under distinct names, about
     4,000 files for 200 photos; returns (files, seconds of the store, median seconds of cp -r).
     """
-    from facelogin.adapters.store import DirStore
+    from facelogin.adapters.stores import DirStore
     from facelogin.sync.transfer import upload_staged
 
     def stage(into: Path) -> list[str]:

@@ -21,7 +21,7 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from facelogin.adapters.connect import catalog_server, failure_message
+from facelogin.adapters.connect import catalog_server, failure_message, where
 from facelogin.faces import model_info
 from facelogin.settings import TEMPORARY_API_ENV, Settings, load_settings
 from facelogin.sync.discover import Discovery
@@ -84,7 +84,7 @@ def sync_faces(
     try:
         check_images_root(settings.images, allow_empty=prune)  # a vanished root is not "everyone left"
         local = check_remote(settings.embedded_store, settings.embedded_catalog, settings.require_remote,
-                             _in_deployment(), settings.where())  # fmt: skip
+                             _in_deployment(), where(settings))  # fmt: skip
         for message in local:
             logger.warning(message)
         if dry_run:
@@ -108,7 +108,7 @@ def _sync(
     settings: Settings, full: bool, allow_removals: int, prune: bool, warnings: list[str]
 ) -> dict[str, Any]:
     stage = _Stopwatch()
-    done = _Done(store=settings.where()["store"])
+    done = _Done(store=where(settings)["store"])
     try:
         return _stages(settings, full, allow_removals, prune, warnings, stage, done)
     except (SyncRefused, SyncError):
@@ -177,7 +177,7 @@ def _stages(
 
     summary = summarize(
         found, run, outcome, upserted=upserted, removed_users=removed, deleted_objects=deleted,
-        store=store, bundle=bundle, seconds=stage.seconds, where=settings.where(), warnings=warnings,
+        store=store, bundle=bundle, seconds=stage.seconds, where=where(settings), warnings=warnings,
     )  # fmt: skip
     for conflict in run.conflicts:
         logger.warning(
@@ -257,7 +257,7 @@ class _Done:
         summary = summarize(
             self.found, self.run, outcome, upserted=self.upserted, removed_users=self.removed,
             deleted_objects=self.deleted, store=self.store, bundle=None, seconds=stage.seconds,
-            where=settings.where(), warnings=warnings,
+            where=where(settings), warnings=warnings,
         )  # fmt: skip
         summary["errors"] = [*summary["errors"], {"file": None, "error": message}]
         return SyncError(message, summary, changed=stage.current != "discover")

@@ -8,7 +8,7 @@ from prefect import task
 
 from facelogin import bundle
 from facelogin.adapters.connect import open_catalog, open_store
-from facelogin.adapters.store import DirStore, ObjectStore
+from facelogin.adapters.stores import ObjectStore
 from facelogin.settings import Settings
 from facelogin.sync.outcome import Outcome
 from tasks.policy import IO_RETRIES
@@ -29,11 +29,11 @@ def publish_bundle(
     profiles = outcome.profiles(settings.profile_photos, store.stable_url)
     inputs = outcome.bundle_inputs(profiles, model)
     targets: list[tuple[ObjectStore, str]] = [
-        (DirStore(settings.bundle_dir), ""),
+        (open_store(settings.bundle_dir), ""),
         (store, settings.bundle_prefix),
     ]
     if (settings.login_cache_dir / bundle.LATEST).is_file():
-        targets.append((DirStore(settings.login_cache_dir), ""))
+        targets.append((open_store(settings.login_cache_dir), ""))
     manifest = bundle.published_everywhere(targets, inputs)
     published: list[str] = []
     pruned: list[str] = []

@@ -16,7 +16,8 @@ from prefect.futures import PrefectFuture
 from prefect.states import State
 from prefect.utilities.annotations import quote
 
-from facelogin.adapters import catalog, store
+from facelogin.adapters import catalog
+from facelogin.adapters.stores import open_store
 from facelogin.settings import Settings
 
 # One delay per retry, up to the setting's upper bound; the run's own budget is checked in the condition.
@@ -32,6 +33,13 @@ def _exception(state: State[Any]) -> BaseException | None:
     return None
 
 
+def _settings() -> Settings:
+    """The settings the task was called with (the environment's, for a task called without)."""
+    context = TaskRunContext.get()
+    settings = context.parameters.get("settings") if context else None
+    return settings if isinstance(settings, Settings) else Settings()
+
+
 def _within_budget(task_run: Any) -> bool:
     """True while the run's FACELOGIN_TASK_RETRIES allows another try of this task run."""
     context = TaskRunContext.get()
@@ -41,8 +49,9 @@ def _within_budget(task_run: Any) -> bool:
 
 
 def transient_s3(task: Any, task_run: Any, state: State[Any]) -> bool:
+    """A fault the task's own store calls transient (the store is asked, whatever its kind)."""
     exc = _exception(state)
-    return exc is not None and store.is_transient(exc) and _within_budget(task_run)
+    return exc is not None and open_store(_settings()).is_transient(exc) and _within_budget(task_run)
 
 
 def transient_mongo(task: Any, task_run: Any, state: State[Any]) -> bool:

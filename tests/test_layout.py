@@ -56,7 +56,10 @@ def test_the_login_side_loads_no_pipeline_dependency() -> None:
 def test_the_package_and_its_sync_core_load_no_prefect() -> None:
     modules = ["facelogin", "facelogin.settings", "facelogin.bundle", "facelogin.enroll", "facelogin.faces"]
     modules += [f"facelogin.sync.{p.stem}" for p in (PACKAGE / "sync").glob("[!_]*.py")]
-    modules += [f"facelogin.adapters.{p.stem}" for p in (PACKAGE / "adapters").glob("[!_]*.py")]
+    modules += [
+        "facelogin." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+        for p in (PACKAGE / "adapters").rglob("*.py")
+    ]
     loaded = loaded_after("import " + ", ".join(modules))
     assert "facelogin" in loaded and "prefect" not in loaded
 
@@ -72,9 +75,43 @@ def test_only_the_fenced_module_of_the_package_imports_prefect() -> None:
 
 
 def test_the_login_code_never_imports_pymongo_prefect_or_boto3_itself() -> None:
-    """boto3 comes in only through adapters.s3, for an s3:// bundle (imported inside that branch)."""
+    """boto3 comes in only through adapters.stores.s3, for an s3:// bundle (opened by open_store)."""
     for path in (PACKAGE / "login").glob("*.py"):
         assert not imports_of(path) & set(PIPELINE), path
+
+
+def test_the_shared_vocabulary_imports_nothing_from_the_layers_above() -> None:
+    """settings, naming, imaging, files, faces and profile sit at the bottom: no arrow back up (a
+    Settings method once imported the catalog adapter to describe itself). Imports under
+    `if TYPE_CHECKING:` are annotations, not arrows at run time."""
+    above = ("facelogin.adapters", "facelogin.sync", "facelogin.login", "facelogin.web", "facelogin.cli")
+    for name in ("settings", "naming", "imaging", "files", "faces", "profile"):
+        path = PACKAGE / f"{name}.py"
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(child)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+            for child in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and id(node) not in typing_only:
+                assert not node.module.startswith(above), f"{path.name}:{node.lineno} imports {node.module}"
+
+
+def test_only_the_store_factory_knows_the_kinds_of_store() -> None:
+    """Callers ask the store (is_transient, url_for, describe): no S3Store or DirStore outside
+    adapters/stores, so a new backend is one module there and one contract run."""
+    stores = PACKAGE / "adapters" / "stores"
+    for path in [*PACKAGE.rglob("*.py"), *sources("flows", "tasks")]:
+        if path.is_relative_to(stores):
+            continue
+        names = {
+            n.id if isinstance(n, ast.Name) else n.name if isinstance(n, ast.alias) else n.attr
+            for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, ast.Name | ast.alias | ast.Attribute)
+        }
+        assert not names & {"S3Store", "DirStore", "LocalStore"}, path
 
 
 def test_the_package_never_imports_flows_tasks_or_deployments() -> None:

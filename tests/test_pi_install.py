@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from facelogin.adapters.s3 import s3_client
-from facelogin.adapters.store import S3Store
+from facelogin.adapters.stores.s3 import S3Store, s3_client
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.faces import encode_face
 from tests.conftest import AWS_ENV

@@ -90,6 +90,7 @@ class DecisionRecorder:
         from pymongo.errors import PyMongoError
 
         from facelogin.adapters.catalog import CatalogError, failure_message
+        from facelogin.adapters.connect import where
         from facelogin.adapters.embedded import EmbeddedServerError
 
         if result.get("decision") not in {ACCEPTED, "rejected"}:
@@ -101,7 +102,7 @@ class DecisionRecorder:
                 )
             self.recorded.append(self._record(result))
         except (PyMongoError, CatalogError) as exc:
-            self.warn(f"decision not recorded: {failure_message(exc, self.settings.where()['catalog'])}")
+            self.warn(f"decision not recorded: {failure_message(exc, where(self.settings)['catalog'])}")
         except EmbeddedServerError as exc:
             self.warn(f"decision not recorded: {exc}")
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.lib.format as npformat
 
-from facelogin.adapters.store import DirStore, ObjectStore
+from facelogin.adapters.stores import ObjectStore, open_store
 
 FORMAT = "facelogin-bundle"
 FORMAT_VERSION = 2
@@ -216,7 +216,7 @@ def read_object(store: ObjectStore, key: str) -> bytes:
         return store.get(key)
     except Exception as exc:  # noqa: BLE001 - missing, denied or unreachable: the bundle is unusable
         detail = getattr(exc, "strerror", None) or exc
-        verb = "read" if isinstance(store, DirStore) else "fetch"
+        verb = "fetch" if store.remote else "read"
         raise BundleError(f"{store.location}/{key}: cannot {verb} ({detail})") from None
 
 
@@ -233,14 +233,14 @@ def read_bundle_from(store: ObjectStore, prefix: str = "", name: str = LATEST) -
     return load_bundle(manifest, read_object(store, key), f"{store.location}/{key}")
 
 
-def local_location(path: str | Path) -> tuple[DirStore, str]:
+def local_location(path: str | Path) -> tuple[ObjectStore, str]:
     """A local bundle as (store, manifest name): a directory holding latest.json, or a manifest file."""
     path = Path(path).expanduser()
     if path.is_dir():
-        return DirStore(path), LATEST
+        return open_store(path), LATEST
     if path.suffix != ".json" and path.name == "latest":
-        return DirStore(path.parent), LATEST
-    return DirStore(path.parent), path.name
+        return open_store(path.parent), LATEST
+    return open_store(path.parent), path.name
 
 
 def read_bundle(path: str | Path) -> Bundle:

@@ -344,19 +344,6 @@ class Settings(BaseSettings):
             mongodb_uri=mongodb_uri,
         )
 
-    def where(self) -> dict[str, str]:
-        """Where a run reads and writes, without credentials: images, store, catalog, bundle."""
-        from facelogin.adapters.catalog import describe_uri
-
-        uri = self.mongodb()
-        catalog = (
-            f"{describe_uri(uri)}/{self.database}"
-            if uri and not self.embedded_catalog
-            else f"embedded nx-27017 in {self.mongo_dir} (database {self.database})"
-        )
-        store = f"s3://{self.bucket}" if self.bucket else f"local directory {self.objects_dir}"
-        return {"images": str(self.images), "store": store, "catalog": catalog}
-
     def decision_workers(self) -> int:
         """How many processes decide web logins: FACELOGIN_WEB_WORKERS, else one per usable core."""
         import os

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from facelogin.adapters.store import DirStore, S3Store, StoreError, is_transient
+from facelogin.adapters.stores import DirStore, StoreError
+from facelogin.adapters.stores.s3 import S3Store, is_transient
 from tests.conftest import s3_for
 from tests.servers import FaultyProxy, MotoServer
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from facelogin.adapters.store import DirStore, MissingObject, ObjectStore, S3Store, StoreError
+from facelogin.adapters.stores import DirStore, MissingObject, ObjectStore, StoreError
+from facelogin.adapters.stores.s3 import S3Store
 from tests.conftest import s3_for
 from tests.servers import MotoServer, SeaweedServer
 

@@ -185,7 +185,7 @@ def test_doctor_fails_on_a_corrupt_bundle(images: Path, clean_env: dict[str, str
 def test_login_finds_the_bundle_where_the_sync_publishes_it(
     faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from facelogin.adapters.store import DirStore
+    from facelogin.adapters.stores import DirStore
     from facelogin.bundle import build_bundle, publish_bundle
     from facelogin.faces import encode_face
 

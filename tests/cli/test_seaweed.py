@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from facelogin.adapters.embedded import NxServer
-from facelogin.adapters.store import S3Store, StoreError
+from facelogin.adapters.stores import StoreError
+from facelogin.adapters.stores.s3 import S3Store
 from tests.conftest import AWS_ENV, s3_for
 from tests.servers import MotoServer, SeaweedServer
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from facelogin.adapters.connect import where
 from facelogin.settings import Settings
 from facelogin.sync.guard import SyncRefused, check_remote
 from facelogin.sync.report import report_markdown
@@ -48,7 +49,7 @@ def test_where_names_hosts_and_database_never_credentials(monkeypatch: pytest.Mo
         bucket="faces", mongodb_uri=SecretStr("mongodb://u:hunter2@db1:27017,db2:27017/?tls=true"),
         database="fl", images=Path("/srv/images"),
     )  # fmt: skip
-    assert settings.where() == {
+    assert where(settings) == {
         "images": "/srv/images",
         "store": "s3://faces",
         "catalog": "db1:27017,db2:27017/fl",

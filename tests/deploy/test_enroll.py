@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle, read_bundle
 from facelogin.cli import app
 from facelogin.enroll import EnrollError, enroll, next_names, photo_stem

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from pymongo import MongoClient
 
-from facelogin.adapters.store import StoreError
+from facelogin.adapters.stores import StoreError
 from facelogin.bundle import read_bundle
 from facelogin.faces import ENCODED, REJECTED, FaceResult
 from facelogin.settings import Settings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.faces import encode_face
 

@@ -14,7 +14,7 @@ from typing import Any
 from facelogin.adapters.catalog import Catalog
 from facelogin.adapters.connect import catalog_server, open_store
 from facelogin.adapters.mongo import mongo_client
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
 from facelogin.faces import ENCODED, encode_face, model_info
 from facelogin.imaging import make_thumbnails

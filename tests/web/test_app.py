@@ -4,6 +4,7 @@ face engine on the sample photos. The browser tests (test_browser.py) drive the 
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import urllib.request
@@ -13,11 +14,15 @@ from typing import Any
 import pytest
 from PIL import Image
 from pymongo import MongoClient
+from typer.testing import CliRunner
 
+from facelogin.adapters.connect import open_store
 from facelogin.adapters.embedded import NxServer, free_port
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
+from facelogin.cli import app as cli
 from facelogin.login import CALIBRATION
+from facelogin.profile import profile_image
 from facelogin.web.limits import FIRST_BLOCK, FREE_FAILS
 from facelogin.web.sessions import COOKIE
 from tests.web.conftest import ADMIN_TOKEN, ENROLLED, LEFT_OUT, MakeClient, frame_urls
@@ -190,6 +195,55 @@ def test_base_url_mode_shows_the_url_stored_in_mongodb(
 
     assert log_in(client, faces / "probes" / "Obama.jpg").status_code == 200
     assert f'src="{stored["profile_image"]["urls"]["256"]}"' in client.get("/profile").text
+
+
+@pytest.mark.parametrize(
+    ("store", "mode"), [("dir", "presigned"), ("s3", "presigned"), ("s3", "base-url"), ("s3", "public-acl")]
+)
+def test_facelogin_profile_gives_the_url_the_web_page_and_the_cli_show(
+    make_client: MakeClient,
+    faces: Path,
+    database: str,
+    nx: NxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    store: str,
+    mode: str,
+) -> None:
+    """One rule: facelogin.profile's answer is the one the page, the JSON API and `profile-url` give."""
+    client = make_client(store=store, url_mode=mode, base_url="https://cdn.example.org/faces")
+    settings = client.settings  # type: ignore[attr-defined]
+    with MongoClient(nx.uri) as mongo:
+        doc = mongo[database]["users"].find_one({"username": "Obama"})
+    assert doc is not None
+
+    def web_route(size: int) -> str:
+        return f"http://testserver/users/Obama/image?size={size}"
+
+    def same(url: str | None, shown: str) -> bool:
+        """Equal, a fresh presigned link aside: the same object, signed a moment apart."""
+        signed = "X-Amz-Signature=" in shown
+        return url == shown or (signed and (url or "").split("?")[0] == shown.split("?")[0])
+
+    ours = profile_image(doc, open_store(settings), 128, web_route)
+    assert ours is not None
+    assert log_in(client, faces / "probes" / "Obama.jpg").status_code == 200
+    shown = client.get("/api/profile-image?size=128").json()
+    assert same(ours.url, shown["url"])
+    assert (shown["size"], shown["expires_in"]) == (ours.size, ours.expires_in)
+    page = profile_image(doc, open_store(settings), None, web_route)
+    assert page is not None and page.size == 256
+    src = client.get("/profile").text.split('id="profile-image" src="', 1)[1].split('"', 1)[0]
+    assert same(page.url, html.unescape(src))
+    if store == "dir":
+        return  # the CLI prints a local store's file, which a browser could not open
+    for name, value in {
+        "FACELOGIN_STATE_DIR": str(settings.state_dir), "FACELOGIN_BUCKET": str(settings.bucket),
+        "FACELOGIN_MONGODB_URI": nx.uri, "FACELOGIN_DATABASE": database, "FACELOGIN_URL_MODE": mode,
+        "FACELOGIN_BASE_URL": "https://cdn.example.org/faces",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    printed = json.loads(CliRunner().invoke(cli, ["profile-url", "Obama", "--size", "128", "--json"]).stdout)
+    assert same(ours.url, printed["url"]) and printed["expires_in"] == ours.expires_in
 
 
 def test_every_decision_is_recorded_and_the_profile_shows_this_and_the_previous_login(

@@ -11,9 +11,9 @@ import pytest
 from pymongo import MongoClient
 
 from facelogin.audit import login_event
+from facelogin.profile import choose_size
 from facelogin.web import limits
 from facelogin.web.limits import LoginLimiter
-from facelogin.web.profile import choose_size
 from facelogin.web.sessions import SessionStore, record_key, session_key, sign, unsign
 
 KEY = b"k" * 32

@@ -1,4 +1,4 @@
-"""The store and catalog a run uses, built from settings."""
+"""The store and catalog a run uses, built from settings, and where they are, said without credentials."""
 
 from __future__ import annotations
 
@@ -6,34 +6,28 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from facelogin.adapters import catalog as _catalog
-from facelogin.adapters import store as _store
 from facelogin.adapters.catalog import Catalog, CatalogError, describe_uri
 from facelogin.adapters.embedded import embedded_mongo
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, close_mongo, mongo_client
-from facelogin.adapters.s3 import s3_client
-from facelogin.adapters.store import DirStore, ObjectStore, S3Store, StoreError
+from facelogin.adapters.stores import open_store as open_store
+from facelogin.adapters.stores import store_location
 from facelogin.settings import Settings
 
 
-def open_store(settings: Settings) -> ObjectStore:
-    """The bucket, or with embedded defaults the local directory laid out like it."""
-    if settings.embedded_store:
-        return DirStore(settings.objects_dir)
-    assert settings.bucket
-    return S3Store(
-        s3_client(settings.io_threads, access=settings.aws),
-        settings.bucket,
-        url_mode=settings.url_mode,
-        base_url=settings.base_url,
-        presign_seconds=settings.presign_seconds,
+def where(settings: Settings) -> dict[str, str]:
+    """Where a run reads and writes, without credentials: images, store, catalog."""
+    uri = settings.mongodb()
+    catalog = (
+        f"{describe_uri(uri)}/{settings.database}"
+        if uri and not settings.embedded_catalog
+        else f"embedded nx-27017 in {settings.mongo_dir} (database {settings.database})"
     )
+    return {"images": str(settings.images), "store": store_location(settings), "catalog": catalog}
 
 
 def check_store(settings: Settings) -> str:
     """Check the bucket (or local store) before any work; a store that does not answer fails in seconds."""
-    store = open_store(settings)
-    if isinstance(store, S3Store):
-        store = S3Store(s3_client(2, read_timeout=5.0, access=settings.aws), store.bucket)
+    store = open_store(settings, checking=True)
     store.check()
     return store.location
 
@@ -75,14 +69,14 @@ def open_catalog(settings: Settings) -> Catalog:
 def failure_message(exc: BaseException, settings: Settings) -> str:
     """One line on a store or MongoDB failure, naming the setting, the host and the bucket (or the
     local store's folder); never a credential. Any other error: its type and message."""
-    from botocore.exceptions import BotoCoreError, ClientError
     from pymongo.errors import PyMongoError
 
     if isinstance(exc, CatalogError | PyMongoError):
-        return _catalog.failure_message(exc, settings.where()["catalog"])
-    if isinstance(exc, StoreError | ClientError | BotoCoreError):
+        return _catalog.failure_message(exc, where(settings)["catalog"])
+    try:
         store = open_store(settings)
-        if isinstance(store, S3Store):
-            return _store.failure_message(exc, store.bucket, str(store.client.meta.endpoint_url))
-        return f"local object store {store.location}: {exc}"
+    except ValueError:  # settings no store can be opened with: say the error itself
+        store = None
+    if store is not None and store.owns(exc):
+        return store.explain(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -143,11 +143,11 @@ def _images(root: Any) -> Check:
 
 
 def _catalog(settings: Any) -> Check:
-    from facelogin.adapters.connect import check_catalog
+    from facelogin.adapters import connect
 
     if not settings.mongodb_uri:
         ok = importlib.util.find_spec("nx_27017") is not None
-        where = settings.where()["catalog"]
+        where = connect.where(settings)["catalog"]
         if not ok:
             return Check(
                 "MongoDB", FAIL, f"{where}: nx-27017 is not installed", "pip install 'nx-27017==0.8.1'"
@@ -158,7 +158,7 @@ def _catalog(settings: Any) -> Check:
             f"{where}: data stays on this machine",
             "set FACELOGIN_MONGODB_URI (or FACELOGIN_MONGODB_SECRET_BLOCK) for production",
         )
-    where = check_catalog(settings)
+    where = connect.check_catalog(settings)
     return Check("MongoDB", PASS, f"{where}/{settings.database} answers")
 
 

@@ -343,7 +343,7 @@ def calibrate(
     from datetime import datetime
 
     from facelogin import login as core
-    from facelogin.adapters.store import StoreError
+    from facelogin.adapters.stores import StoreError
     from facelogin.bundle import BundleError
     from facelogin.extras import missing_module_hint
 

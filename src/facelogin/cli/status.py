@@ -166,13 +166,13 @@ def _took(started: str, finished: str) -> str:
 
 def _local_bundle(folder: Any) -> dict[str, Any] | None:
     """The bundle published on this machine (its manifest, not its encodings), or None when none is."""
-    from facelogin.adapters.store import DirStore
+    from facelogin.adapters.stores import open_store
     from facelogin.bundle import LATEST, BundleError, read_manifest
 
     if not (folder / LATEST).is_file():
         return None
     try:
-        manifest = read_manifest(DirStore(folder))
+        manifest = read_manifest(open_store(folder))
     except BundleError as exc:
         return {"path": str(folder), "error": str(exc)}
     created = manifest.get("created_at")

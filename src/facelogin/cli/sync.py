@@ -143,7 +143,7 @@ def run_checked(
         check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
         checked = runs.settings_with_blocks(settings)
         check_remote(checked.embedded_store, checked.embedded_catalog, checked.require_remote, False,
-                     checked.where())  # fmt: skip
+                     connect.where(checked))  # fmt: skip
         connect.check_store(checked)
         connect.check_catalog(checked)
         if root is not None and not as_json:
@@ -272,7 +272,7 @@ def _is_refusal(exc: BaseException) -> bool:
     """Errors that mean nothing was changed: a refusal, a store or database that cannot be used."""
     from facelogin.adapters.catalog import CatalogError
     from facelogin.adapters.embedded import EmbeddedServerError
-    from facelogin.adapters.store import StoreError
+    from facelogin.adapters.stores import StoreError
     from facelogin.settings import SettingsError
     from facelogin.sync.guard import SyncRefused
 

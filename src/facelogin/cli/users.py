@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 def _catalog(command: str, settings: Any, as_json: bool) -> Iterator[Any]:
     """The catalog, checked first; the embedded server is started for the block when none is set."""
     from facelogin.adapters.catalog import CatalogError
-    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog
+    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog, where
     from facelogin.adapters.embedded import EmbeddedServerError
     from facelogin.cli.common import fail
 
@@ -38,7 +38,7 @@ def _catalog(command: str, settings: Any, as_json: bool) -> Iterator[Any]:
         with catalog_server(settings) as running:
             check_catalog(running)
             catalog = open_catalog(running)
-            catalog.where = running.where()["catalog"]  # host/database, never the URI's credentials
+            catalog.where = where(running)["catalog"]  # host/database, never the URI's credentials
             yield catalog
     except (CatalogError, EmbeddedServerError) as exc:
         fail(command, str(exc), as_json)
@@ -50,7 +50,7 @@ def _end_sessions(settings: Any, username: str, as_json: bool) -> int | None:
     from pymongo.errors import PyMongoError
 
     from facelogin.adapters.catalog import CatalogError, failure_message
-    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog
+    from facelogin.adapters.connect import catalog_server, check_catalog, open_catalog, where
     from facelogin.adapters.embedded import EmbeddedServerError
 
     try:
@@ -59,7 +59,7 @@ def _end_sessions(settings: Any, username: str, as_json: bool) -> int | None:
             ended = int(open_catalog(running).sessions.delete_many({"user": username}).deleted_count)
     except (CatalogError, EmbeddedServerError, PyMongoError) as exc:
         message = (
-            exc if not isinstance(exc, PyMongoError) else failure_message(exc, settings.where()["catalog"])
+            exc if not isinstance(exc, PyMongoError) else failure_message(exc, where(settings)["catalog"])
         )
         typer.secho(f"warning: {username}'s web sessions not ended: {message}", fg="yellow", err=True)
         return None
@@ -73,19 +73,6 @@ def _when(value: Any) -> str | None:
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     return str(value) if value else None
-
-
-def _profile_key(profile: dict[str, Any] | None) -> str | None:
-    """The store key of the largest profile thumbnail."""
-    if not profile or not profile.get("keys"):
-        return None
-    keys = profile["keys"]
-    return str(keys[max(keys, key=int)])
-
-
-def _profile_location(store: Any, profile: dict[str, Any] | None) -> str | None:
-    key = _profile_key(profile)
-    return f"{store.location}/{key}" if key else None
 
 
 def _state(name: str, doc: Any, folders: dict[str, int], unreadable: set[str], verdict: Any) -> str:
@@ -122,6 +109,7 @@ def users(
     from facelogin.adapters.connect import open_store
     from facelogin.cli.common import echo_json, load_settings
     from facelogin.cli.roots import images_root
+    from facelogin.profile import profile_location
     from facelogin.sync.discover import user_folders
     from facelogin.sync.guard import forecast, images_root_problem
 
@@ -149,7 +137,7 @@ def users(
                 "rejected": counts.get("rejected", 0),
                 "weak": counts.get("weak", 0),
                 "notes": (doc or {}).get("notes") or [],
-                "profile_image": _profile_location(store, (doc or {}).get("profile_image")),
+                "profile_image": profile_location(store, (doc or {}).get("profile_image")),
                 "last_sync": _when((doc or {}).get("updated_at")),
                 "folder": str(root.path / name) if name in folders else None,
                 "state": _state(name, doc, folders, unreadable, verdict),
@@ -193,6 +181,7 @@ def _print_table(rows: list[dict[str, Any]], docs: dict[str, Any], where: str, s
     from rich.table import Table
 
     from facelogin.cli.common import local_time
+    from facelogin.profile import largest_key
 
     console = Console()
     zone = datetime.now().astimezone().strftime("%Z")
@@ -200,7 +189,7 @@ def _print_table(rows: list[dict[str, Any]], docs: dict[str, Any], where: str, s
     for r in rows:
         doc = docs.get(r["username"]) or {}
         when = local_time(r["last_sync"]).removesuffix(f" {zone}") if r["last_sync"] else "-"
-        key = _profile_key(doc.get("profile_image")) or "-"
+        key = largest_key(doc.get("profile_image")) or "-"
         cells.append(
             (r["username"], str(r["photos"]), str(r["encoded"]), str(r["rejected"]), when, r["state"], key)
         )
@@ -340,6 +329,7 @@ def profile_url(
     """
     from facelogin.adapters.connect import open_store
     from facelogin.cli.common import echo_json, fail, load_settings
+    from facelogin.profile import profile_image
 
     settings = load_settings("profile-url", as_json)
     with _catalog("profile-url", settings, as_json) as catalog:
@@ -365,8 +355,8 @@ def profile_url(
             REJECTED,
         )
     store = open_store(settings)
-    url = store.url(keys[chosen])
-    expires = settings.presign_seconds if settings.bucket and settings.url_mode == "presigned" else None
+    image = profile_image(doc, store, int(chosen))
+    url = image.url if image else None
     if as_json:
         echo_json(
             {
@@ -375,7 +365,7 @@ def profile_url(
                 "size": int(chosen),
                 "key": keys[chosen],
                 "url": url,
-                "expires_in": expires,
+                "expires_in": image.expires_in if image else None,
                 "store": store.location,
                 "photo": profile.get("photo"),
             }

@@ -63,9 +63,9 @@ def web(
     import uvicorn
 
     from facelogin.adapters.catalog import CatalogError
-    from facelogin.adapters.connect import catalog_server, check_catalog, check_store
+    from facelogin.adapters.connect import catalog_server, check_catalog, check_store, where
     from facelogin.adapters.embedded import EmbeddedServerError
-    from facelogin.adapters.store import StoreError
+    from facelogin.adapters.stores import StoreError
     from facelogin.web import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
@@ -96,7 +96,7 @@ def web(
                     typer.secho(f"warning: {exc}", fg="yellow", err=True)
             app = create_app(running, bundle)
             shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
-            typer.echo(f"facelogin web: {scheme}://{shown}:{port}/ ({running.where()['catalog']})", err=True)
+            typer.echo(f"facelogin web: {scheme}://{shown}:{port}/ ({where(running)['catalog']})", err=True)
             try:
                 uvicorn.run(
                     app,

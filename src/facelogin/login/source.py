@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facelogin.adapters.store import DirStore, ObjectStore
+from facelogin.adapters.stores import ObjectStore, open_store
 from facelogin.bundle import (
     LATEST,
     Bundle,
@@ -69,12 +69,9 @@ class BundleSource:
     @classmethod
     def parse(cls, location: str) -> BundleSource:
         if location.startswith("s3://"):
-            from facelogin.adapters.s3 import s3_client
-            from facelogin.adapters.store import S3Store
-
-            bucket, key = split_s3(location)
+            _, key = split_s3(location)
             prefix, _, name = key.rpartition("/")
-            return cls(S3Store(s3_client(), bucket), prefix, name)
+            return cls(open_store(location), prefix, name)
         store, name = local_location(location)
         return cls(store, "", name)
 
@@ -123,7 +120,7 @@ def fetch_bundle(location: str, cache: Path | None = None) -> tuple[Bundle, byte
     source = BundleSource.parse(location)
     manifest = source.read_manifest()
     bundle = None
-    if cache is not None and not isinstance(source.store, DirStore):
+    if cache is not None and source.store.remote:
         try:
             data = (cache / manifest["npz"]).read_bytes()
             bundle = load_bundle(manifest, data, str(cache / manifest["npz"]))
@@ -152,7 +149,7 @@ def _save_cache(cache: Path, bundle: Bundle, data: bytes, calibration: dict[str,
 
 def _cached_sha(cache: Path) -> str | None:
     try:
-        return str(read_manifest(DirStore(cache))["sha256"])
+        return str(read_manifest(open_store(cache))["sha256"])
     except BundleError:
         return None
 
@@ -179,7 +176,9 @@ def load_login_bundle(location: str, cache_dir: Path | None = None) -> LoadedBun
         return LoadedBundle(cached, str(cache), True, calibration, [message])
     messages = []
     sha = bundle.manifest["sha256"]
-    cached_calibration = parse_calibration(BundleSource(DirStore(cache), "").read_optional(CALIBRATION), sha)
+    cached_calibration = parse_calibration(
+        BundleSource(open_store(cache), "").read_optional(CALIBRATION), sha
+    )
     if _cached_sha(cache) != sha or cached_calibration != calibration:
         try:
             _save_cache(cache, bundle, data, calibration)

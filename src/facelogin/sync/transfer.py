@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from facelogin import faces, imaging
-from facelogin.adapters.store import ObjectStore
+from facelogin.adapters.stores import ObjectStore
 from facelogin.files import write_atomic
 
 THUMB_TYPE = "image/jpeg"

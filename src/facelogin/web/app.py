@@ -52,18 +52,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from facelogin import audit, login
+from facelogin.adapters import connect
 from facelogin.adapters.catalog import Catalog, failure_message
 from facelogin.adapters.connect import open_store
 from facelogin.adapters.mongo import CHECK_TIMEOUT_MS, mongo_client
-from facelogin.adapters.store import MissingObject, ObjectStore, StoreError
+from facelogin.adapters.stores import MissingObject, ObjectStore, StoreError
 from facelogin.login.burst import MOST_FRAMES
 from facelogin.login.challenge import ChallengeRefused, ChallengeStore, draw_actions
+from facelogin.profile import ProfileImage, profile_image
 from facelogin.settings import Settings
 from facelogin.web import sessions
 from facelogin.web.engine import BadFrames, Engine, FrameLimits, NoBundle, image_bytes, message_for
 from facelogin.web.limits import LoginLimiter
 from facelogin.web.pool import Busy, Deciders
-from facelogin.web.profile import ProfileImage, profile_image
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def create_app(
             f"FACELOGIN_WEB_AGREE ({settings.web_agree}) is more than FACELOGIN_WEB_FRAMES "
             f"({settings.web_frames}): no login could ever be accepted"
         )
-    where = settings.where()["catalog"]
+    where = connect.where(settings)["catalog"]
     options = login.LoginOptions(frames=settings.web_frames, agree=settings.web_agree)
     engine = Engine(bundle or str(settings.bundle_dir), settings.login_cache_dir, options, check_seconds)
     db = mongo_client(uri, CHECK_TIMEOUT_MS)[settings.database]

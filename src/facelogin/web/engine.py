@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from facelogin import login
-from facelogin.adapters.store import MissingObject
+from facelogin.adapters.stores import MissingObject
 from facelogin.bundle import BundleError, key_for, parse_manifest
 from facelogin.login.liveness import MESSAGES as LIVENESS_MESSAGES
 from facelogin.login.match import AMBIGUOUS, DISAGREE, NO_FACE, SEVERAL_FACES, UNKNOWN

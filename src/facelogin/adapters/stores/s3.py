@@ -1,19 +1,22 @@
-"""Object stores for thumbnails and bundles: S3 (boto3) or a local directory with the same key layout."""
+"""The S3 object store: a bucket reached through boto3, and the one client builder it uses.
+
+The client comes from boto3's own chain (AWS_ENDPOINT_URL, AWS_PROFILE, keys, region), or from a
+Prefect AwsCredentials block's values where they are given.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from facelogin.files import PRIVATE_FILE, private_dir, write_atomic
+from facelogin.adapters.stores.base import URL_MODES, MissingObject, ObjectStore, StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-URL_MODES = ("presigned", "public-acl", "base-url")
+    from facelogin.settings import AwsAccess
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -29,17 +32,6 @@ _TRANSIENT_CODES = frozenset(
         "GatewayTimeout",
     }
 )
-
-
-class StoreError(RuntimeError):
-    """A permanent object-store failure with a message a person can act on."""
-
-
-class MissingObject(StoreError, KeyError):
-    """No object under that key."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "no such object"
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -69,6 +61,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, transient_types)
 
 
+def _where(bucket: str, endpoint: str) -> str:
+    return f"bucket {bucket!r} (FACELOGIN_BUCKET) at {endpoint} (AWS_ENDPOINT_URL)"
+
+
 def failure_message(exc: BaseException, bucket: str, endpoint: str) -> str:
     """What a person can do about an S3 failure, in one line naming the bucket, the endpoint and the
     settings that chose them (never the credentials)."""
@@ -80,7 +76,7 @@ def failure_message(exc: BaseException, bucket: str, endpoint: str) -> str:
         ReadTimeoutError,
     )
 
-    where = f"bucket {bucket!r} (FACELOGIN_BUCKET) at {endpoint} (AWS_ENDPOINT_URL)"
+    where = _where(bucket, endpoint)
     if isinstance(exc, StoreError):
         text = str(exc)
         return text if f"{bucket!r}" in text and endpoint in text else f"{where}: {text}"
@@ -110,26 +106,7 @@ def failure_message(exc: BaseException, bucket: str, endpoint: str) -> str:
     return f"{where}: {type(exc).__name__}: {exc}"
 
 
-class ObjectStore(Protocol):
-    """What the sync and the login need of a store; S3Store and DirStore pass one contract test."""
-
-    def check(self) -> None: ...
-    def put(
-        self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False
-    ) -> None: ...
-    def put_file(
-        self, key: str, path: str | Path, content_type: str, cache_control: str, public: bool = False
-    ) -> None: ...
-    def get(self, key: str) -> bytes: ...
-    def keys(self, prefix: str) -> list[str]: ...
-    def delete(self, keys: list[str]) -> None: ...
-    def url(self, key: str) -> str | None: ...
-    def stable_url(self, key: str) -> str | None: ...
-    @property
-    def location(self) -> str: ...
-
-
-class S3Store:
+class S3Store(ObjectStore):
     """A bucket reached through an already-built boto3 client; no retries in here."""
 
     def __init__(
@@ -154,6 +131,20 @@ class S3Store:
     @property
     def location(self) -> str:
         return f"s3://{self.bucket}"
+
+    def describe(self) -> str:
+        return _where(self.bucket, str(self.client.meta.endpoint_url))
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return is_transient(exc)
+
+    def owns(self, exc: BaseException) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        return isinstance(exc, StoreError | ClientError | BotoCoreError)
+
+    def explain(self, exc: BaseException) -> str:
+        return failure_message(exc, self.bucket, str(self.client.meta.endpoint_url))
 
     def check(self) -> None:
         """The bucket exists and answers; any failure left after botocore's retries is permanent here."""
@@ -237,7 +228,7 @@ class S3Store:
         import urllib.error
         import urllib.request
 
-        url = self.stable_url(key)
+        url = self.url_for(key, "public-acl")
         assert url is not None
         try:
             with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10):
@@ -282,103 +273,65 @@ class S3Store:
             batch: list[Any] = [{"Key": k} for k in keys[start : start + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
-    def stable_url(self, key: str) -> str | None:
-        """A URL that can be stored: None in presigned mode, where links expire."""
-        if self.url_mode == "base-url":
-            return f"{self.base_url}/{key}"
-        if self.url_mode == "public-acl":
-            return f"{self.client.meta.endpoint_url.rstrip('/')}/{self.bucket}/{key}"
-        return None
-
-    def url(self, key: str) -> str | None:
-        """A URL to show the object now: a fresh presigned link in presigned mode."""
-        if self.url_mode == "presigned":
+    def url_for(self, key: str, mode: str | None = None) -> str | None:
+        """presigned: a fresh signed link; base-url: under FACELOGIN_BASE_URL (None without one);
+        public-acl: the object's plain address at the endpoint."""
+        mode = mode or self.url_mode
+        if mode == "presigned":
             return self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.presign_seconds
             )
-        return self.stable_url(key)
+        if mode == "base-url":
+            return f"{self.base_url}/{key}" if self.base_url else None
+        if mode == "public-acl":
+            return f"{self.client.meta.endpoint_url.rstrip('/')}/{self.bucket}/{key}"
+        raise ValueError(f"url mode {mode!r} is not one of {', '.join(URL_MODES)}")
+
+    def expires_in(self, mode: str | None = None) -> int | None:
+        return self.presign_seconds if (mode or self.url_mode) == "presigned" else None
 
 
-class DirStore:
-    """A local directory laid out like the bucket: the embedded default, no cloud account needed."""
+# The parts of boto3's environment that change which client a process gets.
+_CHAIN_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+)
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._folders: dict[str, str] = {}  # a key's folder, resolved and checked once
-        self._made: set[str] = set()  # folders known to exist
 
-    @property
-    def location(self) -> str:
-        return str(self.root)
+def s3_client(pool_size: int = 16, read_timeout: float = 30.0, access: AwsAccess | None = None) -> Any:
+    """One client per process and configuration (clients are thread-safe and hold the connection pool).
 
-    def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise StoreError(f"key {key!r} leaves the store directory")
-        return path
+    Each request is retried by botocore where it failed (standard mode: 5xx, SlowDown, throttling,
+    timeouts and dropped connections; 3 attempts), as boto3's own chain configures it
+    (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE). What still fails is left to the task's retries.
+    `access` (from a Prefect AwsCredentials block) takes the place of the chain's keys, profile,
+    region and endpoint where it sets them.
+    """
+    return _s3_client(pool_size, read_timeout, tuple(os.environ.get(name) for name in _CHAIN_ENV), access)
 
-    def _target(self, key: str, make: bool = False) -> str:
-        """Where `key` is written: `_path`, with the folder resolved once for all its keys (and made).
 
-        Thousands of thumbnails share a few folders; resolving every key walked every component.
-        A rename or unlink does not follow a link in the last component, so only folders matter.
-        Plain strings, not Paths: building Paths cost more than the rename itself.
-        """
-        parent, _, name = key.rpartition("/")
-        if name in {"", ".", ".."}:
-            raise StoreError(f"key {key!r} leaves the store directory")
-        folder = self._folders.get(parent)
-        if folder is None:
-            folder = self._folders[parent] = str(self._path(parent) if parent else self.root.resolve())
-        if make and folder not in self._made:
-            private_dir(Path(folder))
-            self._made.add(folder)
-        return os.path.join(folder, name)
+@lru_cache(maxsize=8)
+def _s3_client(
+    pool_size: int, read_timeout: float, chain: tuple[str | None, ...], access: AwsAccess | None
+) -> Any:
+    import boto3
+    from botocore.config import Config
 
-    def check(self) -> None:
-        """Usable as a store: a directory, or a path where one can be made (it is made on the first put)."""
-        existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
-        if existing is not None and not existing.is_dir():
-            raise StoreError(f"{existing} is not a directory: the local object store cannot live there")
-        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-            raise StoreError(f"{existing} is not writable: the local object store cannot live there")
-
-    def put(self, key: str, data: bytes, content_type: str, cache_control: str, public: bool = False) -> None:
-        write_atomic(self._path(key), data)
-
-    def put_file(
-        self, key: str, path: str | Path, content_type: str, cache_control: str, public: bool = False
-    ) -> None:
-        """Store a local file under `key` by moving it (a rename, atomic, no copy); it is gone from `path`."""
-        target = self._target(key, make=True)
-        try:
-            os.replace(path, target)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:  # another filesystem: copy, then drop the original
-                raise
-            write_atomic(Path(target), Path(path).read_bytes())
-            Path(path).unlink(missing_ok=True)
-        os.chmod(target, PRIVATE_FILE)
-
-    def keys(self, prefix: str) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise MissingObject(f"{self.root}/{key}: no such object") from None
-
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._target(key))
-
-    def stable_url(self, key: str) -> str | None:
-        return self._path(key).as_uri()
-
-    def url(self, key: str) -> str | None:
-        return self.stable_url(key)
+    # botocore's own default is still its "legacy" mode (5 attempts, fewer faults retried).
+    retries: Any = None if os.environ.get("AWS_RETRY_MODE") else {"mode": "standard"}
+    config = Config(
+        retries=retries,
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        max_pool_connections=pool_size,
+        signature_version="s3v4",
+    )
+    given = {k: v for k, v in (access.client_kwargs() if access else {}).items() if v}
+    endpoint = given.pop("endpoint_url", None)
+    session = boto3.session.Session(**given)
+    return session.client("s3", config=config, **({"endpoint_url": endpoint} if endpoint else {}))
