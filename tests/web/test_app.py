@@ -4,6 +4,7 @@ face engine on the sample photos. The browser tests (test_browser.py) drive the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
@@ -244,6 +245,16 @@ def test_facelogin_profile_gives_the_url_the_web_page_and_the_cli_show(
         monkeypatch.setenv(name, value)
     printed = json.loads(CliRunner().invoke(cli, ["profile-url", "Obama", "--size", "128", "--json"]).stdout)
     assert same(ours.url, printed["url"]) and printed["expires_in"] == ours.expires_in
+    # The snippet docs/configuration.md gives for reading it from your own code.
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    snippet = (
+        docs.split("**Reading a profile image URL.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(snippet.replace("Matthew", "Obama"), "docs/configuration.md", "exec"), {})
+    biggest = profile_image(doc, open_store(settings), 256, web_route)
+    assert biggest is not None and same(biggest.url, out.getvalue().strip())
 
 
 def test_every_decision_is_recorded_and_the_profile_shows_this_and_the_previous_login(
