@@ -180,6 +180,10 @@ def embedded_mongo(
             del in_use[key]
 
 
+# How long a command waits for the embedded database that another process holds, unshared, to be
+# let go before it says who holds it.
+BORROW_PATIENCE = 5.0
+
 # data directory (real path) -> URI of the server this thread started or borrowed for it. Per
 # thread: another thread of the process (a web request) borrows like another process would.
 _in_use = threading.local()
@@ -190,7 +194,7 @@ def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> It
     import fcntl
 
     with os.fdopen(open_private(data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + BORROW_PATIENCE
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -252,8 +256,10 @@ def _borrowed(data_dir: Path) -> Iterator[str | None]:
         try:
             if not pid_alive(pid):
                 raise PyMongoError("its holder is gone")
+            # Its holder is alive: a slow answer is a busy machine (a Pi, a sync encoding on every
+            # core), not a server that is gone; give it seconds, not one.
             client: MongoClient[dict[str, object]] = MongoClient(
-                uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
+                uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000
             )
             with client:
                 client.admin.command("ping")
