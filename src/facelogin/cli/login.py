@@ -132,12 +132,46 @@ def login(
         raise typer.Exit(ERROR) from None
 
     bundle = bundle or default_bundle()
-    sources = [s for s in (image, video, camera) if s not in (None, [])]
-    if len(sources) > 1 or (serve and sources):
-        usage("login", "give one of --image, --video, --camera or --serve")
-    if not sources and not serve:
-        usage("login", "give one of --image, --video, --camera or --serve")
+    liveness = _checked_mode(image, video, camera, serve, no_liveness)
+    options = core.LoginOptions(
+        threshold=threshold, margin=margin, height=height, upsample=upsample, frames=frames, agree=agree
+    )
+    record = _recorder()
+    try:
+        auth, setup_ms = _authenticator(core, bundle, cache_dir, options)
+        if serve:
+            typer.echo(
+                f"facelogin: ready, bundle {auth.loaded.bundle.version} ({len(auth.gallery)} users)", err=True
+            )
+            with record:
+                core.serve(auth, sys.stdin, _write_line, on_result=record)
+            return
+        if liveness == "challenge":
+            assert camera is not None
+            result = _live(core, auth, camera, mirrored, speak)
+        else:
+            result = _face_only(core, auth, options, image, video, camera)
+        result["ms"] = {**setup_ms, **result["ms"]}
+    except (core.LoginError, BundleError, ModuleNotFoundError) as exc:
+        # ModuleNotFoundError: an extra not installed: dlib (pi), boto3 (s3), OpenCV (camera)
+        message = missing_module_hint(exc.name) if isinstance(exc, ModuleNotFoundError) else str(exc)
+        typer.echo(f"facelogin login: {message}", err=True)
+        _print(core.error_result(message), pretty)
+        raise typer.Exit(ERROR) from None
+    _print(result, pretty)
+    sys.stdout.flush()  # the answer first; recording it must not keep anyone waiting for it
+    with record:
+        record(result)
+    raise typer.Exit(core.exit_code(result))
 
+
+def _checked_mode(
+    image: list[Path] | None, video: Path | None, camera: int | None, serve: bool, no_liveness: bool
+) -> str:
+    """One source given, and one that can show a live person when liveness is required; the mode."""
+    sources = [s for s in (image, video, camera) if s not in (None, [])]
+    if len(sources) != (0 if serve else 1):
+        usage("login", "give one of --image, --video, --camera or --serve")
     liveness = _liveness_mode(no_liveness)
     if liveness == "challenge" and camera is None:
         given = "--image" if image else "--video" if video is not None else "--serve"
@@ -153,49 +187,22 @@ def login(
             fg="yellow",
             err=True,
         )
+    return liveness
 
-    options = core.LoginOptions(
-        threshold=threshold, margin=margin, height=height, upsample=upsample, frames=frames, agree=agree
-    )
-    record = _recorder()
-    try:
-        auth, setup_ms = _authenticator(core, bundle, cache_dir, options)
-        if serve:
-            typer.echo(
-                f"facelogin: ready, bundle {auth.loaded.bundle.version} ({len(auth.gallery)} users)", err=True
-            )
-            try:
-                core.serve(auth, sys.stdin, _write_line, on_result=record)
-            finally:
-                record.close()
-            return
-        if image:
-            result = auth.decide(core.image_frames(image, height), len(image), min(agree, len(image)))
-        elif video is not None:
-            result = auth.decide(core.video_frames(video, height), frames, agree)
-        elif liveness == "challenge":
-            assert camera is not None
-            result = _live(core, auth, camera, mirrored, speak)
-        else:
-            assert camera is not None
-            result = auth.decide(core.camera_frames(camera, height), frames, agree)
-        if liveness == "off":
-            result["liveness"] = {"mode": "off", "checked": False, "note": "liveness not checked"}
-        result["ms"] = {**setup_ms, **result["ms"]}
-    except (core.LoginError, BundleError) as exc:
-        typer.echo(f"facelogin login: {exc}", err=True)
-        _print(core.error_result(str(exc)), pretty)
-        raise typer.Exit(ERROR) from None
-    except ModuleNotFoundError as exc:  # an extra not installed: dlib (pi), boto3 (s3), OpenCV (camera)
-        message = missing_module_hint(exc.name)
-        typer.echo(f"facelogin login: {message}", err=True)
-        _print(core.error_result(message), pretty)
-        raise typer.Exit(ERROR) from None
-    _print(result, pretty)
-    sys.stdout.flush()  # the answer first; recording it must not keep anyone waiting for it
-    with record:
-        record(result)
-    raise typer.Exit(core.exit_code(result))
+
+def _face_only(
+    core: Any, auth: Any, options: Any, image: list[Path] | None, video: Path | None, camera: int | None
+) -> dict[str, Any]:
+    """The decision on the face alone (liveness off): k of n frames of the images, video or camera."""
+    if image:
+        result = auth.decide(
+            core.image_frames(image, options.height), len(image), min(options.agree, len(image))
+        )
+    elif video is not None:
+        result = auth.decide(core.video_frames(video, options.height), options.frames, options.agree)
+    else:
+        result = auth.decide(core.camera_frames(camera, options.height), options.frames, options.agree)
+    return dict(result) | {"liveness": {"mode": "off", "checked": False, "note": "liveness not checked"}}
 
 
 def _liveness_mode(no_liveness: bool) -> str:
