@@ -71,7 +71,7 @@ def run_sync(parameters: dict[str, Any]) -> SyncRun:
     Relative paths in `parameters` must already be absolute: the flow runs in the project directory.
     Raises what the flow raised.
     """
-    with contextlib.chdir(project_dir()):
+    with contextlib.chdir(project_dir()), heartbeats_not_waited_for():
         state = load_sync_flow()(**parameters, return_state=True)
     url = None
     run_id = state.state_details.flow_run_id
@@ -81,6 +81,31 @@ def run_sync(parameters: dict[str, Any]) -> SyncRun:
         url = url_for("flow-run", obj_id=run_id)
     summary = dict(state.result())  # the flow returns a read-only Summary mapping
     return SyncRun(summary, url)
+
+
+@contextmanager
+def heartbeats_not_waited_for() -> Iterator[None]:
+    """Flow runs started in the body send their heartbeats as always; at the end, the engine does not
+    wait for the heartbeat thread.
+
+    Prefect's sync engine joins that thread when the run ends, and the thread notices in 1 s steps
+    (up to 1 s of every `facelogin sync`). Told to stop, it sends nothing more and ends on its own
+    (a daemon thread): Prefect's async engine does not wait for it either. Crashed-run detection is
+    untouched: a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds while the run is under way.
+    """
+    import inspect
+
+    from prefect import flow_engine
+
+    original = flow_engine._send_heartbeats
+    if "join_on_exit" not in inspect.signature(original).parameters:  # another Prefect: leave it be
+        yield
+        return
+    flow_engine._send_heartbeats = functools.partial(original, join_on_exit=False)
+    try:
+        yield
+    finally:
+        flow_engine._send_heartbeats = original
 
 
 @functools.cache
