@@ -431,7 +431,7 @@ def main() -> None:
                 incremental.append(again)
                 hellos.append(hello_flow(sync_env(servers)))
                 print(f"run {i + 1}:     facelogin re-sync   {again:7.1f} s  (nothing changed); hello flow "
-                      f"{hellos[-1]:.1f} s: +{again - hellos[-1]:.2f} s")  # fmt: skip
+                      f"{hellos[-1]:.1f} s: {again - hellos[-1]:+.2f} s")  # fmt: skip
 
             rclone = weed_ours = weed_theirs = None
             if not args.floor_only:
@@ -475,7 +475,7 @@ def main() -> None:
     print(f"sync wall vs floor: {vs_floor:.2f}x (goal <= 1.15x; median of the {len(ours)} alternated pairs)"
           + (f"; seed-way ratio a/b {a / b:.1f}x" if naive else ""))  # fmt: skip
     print(f"median re-sync, no changes : {c:7.1f} s" + (f"   ratio a/re-sync {a / c:.1f}x" if naive else ""))
-    print(f"no-op re-sync vs hello flow: +{vs_hello:.2f} s (goal <= +1.5 s; hello flow median "
+    print(f"no-op re-sync vs hello flow: {vs_hello:+.2f} s (goal <= +1.5 s; hello flow median "
           f"{statistics.median(hellos):.1f} s, same Prefect server; median of {len(hellos)} "
           "alternated pairs)")  # fmt: skip
     figures |= {
