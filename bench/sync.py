@@ -13,12 +13,21 @@ content-hash de-duplication). Both sides upload to the same moto S3 server on lo
     temporary Prefect API and the embedded MongoDB (timed once, for the record).
 
 Prints per-run times, medians and the ratios (goal for b: >= 5x), and, against their own peers:
+the sync against its floor, measured in the same run and alternated with it (`sync wall vs floor`:
+the plain process pool's encode-and-stage time + a plain boto3 upload of the objects that pool staged,
+16 threads, to the same S3 server + starting Python and importing every module the command had
+imported by its end; goal <= 1.15x); the re-sync with nothing changed against a one-task hello-world
+flow run against the same Prefect server, each a new process (`no-op re-sync vs hello flow`, goal
+<= +1.5 s);
 the train stage against the same work in plain Python (a process pool running the stage's
 per-photo function, encoding each photo and staging its thumbnails from the same decode; and the
 pool encoding alone); the uploads against `rclone copy`; the local store's put path against
 `cp -r` of the same 4,000 staged thumbnails.
 
-    uv run python -m bench.sync [--photos 200] [--repeat 3]      # from the checkout
+    uv run python -m bench.sync [--photos 200] [--repeat 3] [--no-original] [--floor-only] [--json]
+
+The machine is shared and noisy: every comparison is within one run, the two sides alternated, and
+medians (of the per-repeat ratios or differences) are printed.
 """
 
 from __future__ import annotations
@@ -68,6 +77,82 @@ def replicate(src: Path, dest: Path, target: int) -> int:
             im.save(out, quality=95) if out.suffix.lower() in {".jpg", ".jpeg"} else im.save(out)
             count += 1
     return count
+
+
+HELLO = """
+from prefect import flow, task
+
+@task
+def hello() -> str:
+    return "hello"
+
+@flow
+def hello_flow() -> str:
+    return hello()
+
+hello_flow()
+"""
+
+# `facelogin sync` as its console script runs it, keeping the names of the modules it had imported by its
+# end (atexit runs this last): the import part of the floor imports the same ones.
+TRACED = """
+import atexit, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write("\\n".join(sys.modules)))
+from facelogin.cli import main
+sys.argv[0] = "facelogin"
+sys.exit(main())
+"""
+
+IMPORTS = """
+import importlib, sys
+for name in open(sys.argv[1]).read().split():
+    if name != "__main__" and name not in sys.modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+"""
+
+
+def python_and_imports(modules: Path) -> float:
+    """Seconds to start Python, import the modules a `facelogin sync` imported, and exit."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", IMPORTS, str(modules)], check=True, cwd=Path.cwd())
+    return time.perf_counter() - start
+
+
+def hello_flow(env: dict[str, str]) -> float:
+    """Seconds of a one-task hello-world flow run, a new process, against the same Prefect server."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", HELLO], env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"hello flow failed:\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def boto3_upload(staged: Path, endpoint: str, bucket: str, threads: int = 16) -> tuple[int, float]:
+    """A plain boto3 upload of every staged file under its key, `threads` at a time: (objects, seconds).
+
+    Timed from the client's creation (the sync makes one too) to the last object stored.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.config import Config
+
+    files = sorted(f for f in staged.rglob("*") if f.is_file())
+    start = time.perf_counter()
+    s3 = boto3.client("s3", endpoint_url=endpoint, config=Config(max_pool_connections=threads))
+
+    def put(f: Path) -> None:
+        s3.upload_file(
+            str(f), bucket, f.relative_to(staged).as_posix(), ExtraArgs={"ContentType": "image/jpeg"}
+        )
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(put, files))
+    return len(files), time.perf_counter() - start
 
 
 def original_script(images: Path, endpoint: str, bucket: str) -> float:
@@ -219,24 +304,29 @@ def start_prefect(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"prefect server did not start; see {work / 'prefect.log'}")
 
 
-def facelogin_sync(
-    images: Path, endpoint: str, bucket: str, state: Path, servers: dict[str, str]
-) -> tuple[float, dict[str, object]]:
+def sync_env(servers: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "PREFECT_API"))}
-    env |= (
-        CREDENTIALS
-        | servers
-        | {
-            "AWS_ENDPOINT_URL": endpoint,
-            "FACELOGIN_BUCKET": bucket,
-            "FACELOGIN_STATE_DIR": str(state),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
+    return env | CREDENTIALS | servers | {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"} | (extra or {})
+
+
+def facelogin_sync(
+    images: Path,
+    endpoint: str,
+    bucket: str,
+    state: Path,
+    servers: dict[str, str],
+    modules: Path | None = None,
+) -> tuple[float, dict[str, object]]:
+    """`facelogin sync --json` timed from process start to exit; with `modules`, the names of the modules
+    it imported are written there (the console script's own code, run through `python -c`)."""
+    env = sync_env(
+        servers, {"AWS_ENDPOINT_URL": endpoint, "FACELOGIN_BUCKET": bucket, "FACELOGIN_STATE_DIR": str(state)}
     )
     exe = Path(sys.executable).with_name("facelogin")
+    command = [sys.executable, "-c", TRACED, str(modules)] if modules else [str(exe)]
     start = time.perf_counter()
     done = subprocess.run(
-        [str(exe), "sync", "--images", str(images), "--json"],
+        [*command, "sync", "--images", str(images), "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -257,12 +347,22 @@ def main() -> None:
     parser.add_argument(
         "--uploads-only", action="store_true", help="only the upload comparison with rclone on SeaweedFS"
     )
+    parser.add_argument(
+        "--no-original", action="store_true", help="skip the original script (slow): no seed-way ratio"
+    )
+    parser.add_argument(
+        "--floor-only",
+        action="store_true",
+        help="only the syncs, their floor and the hello flow (no embedded run, local store, rclone, Seaweed)",
+    )
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     args = parser.parse_args()
 
     faces = faces_root()
     if faces is None:
         raise SystemExit("sample photos not found: set FACELOGIN_FACES or put them in ../shared/faces")
     os.environ.update(CREDENTIALS)
+    figures: dict[str, Any] = {"photos": args.photos, "repeat": args.repeat, "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="facelogin-bench-") as tmp:
         work = Path(tmp)
         images = work / "images"
@@ -290,7 +390,7 @@ def main() -> None:
         try:
             s3 = boto3.client("s3", endpoint_url=moto.url)
             print(f"{n} photos in {len(list(images.iterdir()))} user folders; S3: moto server at {moto.url}")
-            print(f"cores: {os.cpu_count()}; runs per side: {args.repeat}\n")
+            print(f"cores: {os.cpu_count()}; runs per side: {args.repeat}, alternated\n")
 
             def new_bucket() -> str:
                 name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -298,72 +398,126 @@ def main() -> None:
                 return name
 
             naive, ours, incremental, trains, uploads = [], [], [], [], []
+            hellos, floors, alongsides, direct, imports = [], [], [], [], []
+            modules = work / "modules.txt"
             for i in range(args.repeat):
-                naive.append(original_script(images, moto.url, new_bucket()))
-                print(f"run {i + 1}: (a) original script     {naive[-1]:7.1f} s")
+                if not args.no_original:
+                    naive.append(original_script(images, moto.url, new_bucket()))
+                    print(f"run {i + 1}: (a) original script     {naive[-1]:7.1f} s")
 
                 bucket, state = new_bucket(), work / f"state-{i}"
                 servers["FACELOGIN_DATABASE"] = f"bench{i}"
-                elapsed, summary = facelogin_sync(images, moto.url, bucket, state, servers)
+                elapsed, summary = facelogin_sync(images, moto.url, bucket, state, servers, modules)
                 assert summary["encoded"] == n, summary["encoded"]
                 ours.append(elapsed)
                 trains.append(summary["seconds"]["train"])  # type: ignore[index]
                 uploads.append(summary["uploaded"] / max(summary["seconds"]["upload"], 1e-9))  # type: ignore[index,operator]
                 stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds"].items())  # type: ignore[union-attr]
                 print(f"run {i + 1}: (b) facelogin sync      {elapsed:7.1f} s  (stages: {stages})")
+
+                # Its floor, measured right after it: the same work in plain Python.
+                alongsides.append(plain_pool(images, work / f"pool-thumbs-{i}"))
+                objects, seconds = boto3_upload(work / f"pool-thumbs-{i}", moto.url, new_bucket())
+                direct.append(objects / seconds)
+                imports.append(python_and_imports(modules))
+                floors.append(alongsides[-1] + seconds + imports[-1])
+                print(f"run {i + 1}:     floor               {floors[-1]:7.1f} s  (plain pool encode+stage "
+                      f"{alongsides[-1]:.1f}, boto3 upload of {objects} objects, 16 threads {seconds:.2f}, "
+                      f"python + imports {imports[-1]:.2f}): sync/floor "
+                      f"{elapsed / floors[-1]:.2f}x")  # fmt: skip
+
                 again, summary = facelogin_sync(images, moto.url, bucket, state, servers)
                 assert summary["encoded"] == 0 and summary["uploaded"] == 0
                 incremental.append(again)
-                print(f"run {i + 1}:     facelogin re-sync   {again:7.1f} s  (nothing changed)")
+                hellos.append(hello_flow(sync_env(servers)))
+                print(f"run {i + 1}:     facelogin re-sync   {again:7.1f} s  (nothing changed); hello flow "
+                      f"{hellos[-1]:.1f} s: {again - hellos[-1]:+.2f} s")  # fmt: skip
 
-            cold, summary = facelogin_sync(images, moto.url, new_bucket(), work / "state-cold", {})
-            assert summary["encoded"] == n
-            print(f"once:   (c) embedded defaults   {cold:7.1f} s  (+ temporary Prefect API and MongoDB)")
-            trains.append(summary["seconds"]["train"])  # type: ignore[index]
-            local = work / "local"
-            _, embedded = facelogin_sync(images, moto.url, "", local, {"FACELOGIN_BUCKET": ""})
-            local_upload, objects = embedded["seconds"]["upload"], embedded["uploaded"]  # type: ignore[index]
-            files, store_seconds, cp_seconds = local_store_vs_cp(local / "objects" / "thumbs", work)
-            pools, alongsides = [], []
-            for i in range(args.repeat):  # alternated: the machine's noise falls on both alike
-                pools.append(plain_pool(images))
-                alongsides.append(plain_pool(images, work / f"pool-thumbs-{i}"))
-            pool, alongside = statistics.median(pools), statistics.median(alongsides)
-            rclone = (
-                rclone_copy(local / "objects" / "thumbs", moto.url, new_bucket())
-                if shutil.which("rclone")
-                else None
-            )
-            weed_ours, weed_theirs = seaweed_uploads(
-                images, local / "objects" / "thumbs", work, args.repeat, servers
-            )
+            rclone = weed_ours = weed_theirs = None
+            if not args.floor_only:
+                cold, summary = facelogin_sync(images, moto.url, new_bucket(), work / "state-cold", {})
+                assert summary["encoded"] == n
+                print(f"once:   (c) embedded defaults   {cold:7.1f} s  (+ temporary Prefect API and MongoDB)")
+                trains.append(summary["seconds"]["train"])  # type: ignore[index]
+                local = work / "local"
+                _, embedded = facelogin_sync(images, moto.url, "", local, {"FACELOGIN_BUCKET": ""})
+                local_upload, objects = embedded["seconds"]["upload"], embedded["uploaded"]  # type: ignore[index]
+                files, store_seconds, cp_seconds = local_store_vs_cp(local / "objects" / "thumbs", work)
+                pools = [plain_pool(images) for _ in range(args.repeat)]
+                rclone = (
+                    rclone_copy(local / "objects" / "thumbs", moto.url, new_bucket())
+                    if shutil.which("rclone")
+                    else None
+                )
+                weed_ours, weed_theirs = seaweed_uploads(
+                    images, local / "objects" / "thumbs", work, args.repeat, servers
+                )
         finally:
             prefect.terminate()
             prefect.wait(30)
             nx.stop()
             moto.stop()
 
-    a, b, c = statistics.median(naive), statistics.median(ours), statistics.median(incremental)
-    print(f"\nmedian (a) original script : {a:7.1f} s")
-    print(f"median (b) facelogin sync  : {b:7.1f} s   ratio a/b {a / b:.1f}x (goal >= 5x)")
-    print(f"median re-sync, no changes : {c:7.1f} s   ratio a/re-sync {a / c:.1f}x")
-    print(f"(c) embedded defaults, cold: {cold:7.1f} s   ratio a/c {a / cold:.1f}x")
-    train = statistics.median(trains)
+    b, c = statistics.median(ours), statistics.median(incremental)
+    vs_floor = statistics.median(o / f for o, f in zip(ours, floors, strict=True))
+    vs_hello = statistics.median(r - h for r, h in zip(incremental, hellos, strict=True))
+    print()
+    if naive:
+        a = statistics.median(naive)
+        print(f"median (a) original script : {a:7.1f} s")
+        print(f"median (b) facelogin sync  : {b:7.1f} s   ratio a/b {a / b:.1f}x (goal >= 5x)")
+        figures |= {"original_seconds": a, "seed_way_ratio": round(a / b, 2)}
+    else:
+        print(f"median (b) facelogin sync  : {b:7.1f} s   (original script skipped: --no-original)")
+    print(f"median floor of (b)        : {statistics.median(floors):7.1f} s   (plain pool encode+stage "
+          f"{statistics.median(alongsides):.1f} + boto3 upload, 16 threads + python and imports "
+          f"{statistics.median(imports):.2f})")  # fmt: skip
+    print(f"sync wall vs floor: {vs_floor:.2f}x (goal <= 1.15x; median of the {len(ours)} alternated pairs)"
+          + (f"; seed-way ratio a/b {a / b:.1f}x" if naive else ""))  # fmt: skip
+    print(f"median re-sync, no changes : {c:7.1f} s" + (f"   ratio a/re-sync {a / c:.1f}x" if naive else ""))
+    print(f"no-op re-sync vs hello flow: {vs_hello:+.2f} s (goal <= +1.5 s; hello flow median "
+          f"{statistics.median(hellos):.1f} s, same Prefect server; median of {len(hellos)} "
+          "alternated pairs)")  # fmt: skip
+    figures |= {
+        "sync_seconds": b, "floor_seconds": statistics.median(floors),
+        "sync_wall_vs_floor": round(vs_floor, 3),
+        "floor_parts": {"pool_encode_and_stage": statistics.median(alongsides),
+                        "boto3_upload_objects_per_second": statistics.median(direct),
+                        "python_and_imports": statistics.median(imports)},
+        "resync_seconds": c, "hello_flow_seconds": statistics.median(hellos),
+        "noop_resync_vs_hello_seconds": round(vs_hello, 3),
+        "syncs": ours, "floors": floors, "resyncs": incremental, "hellos": hellos,
+    }  # fmt: skip
+    train, alongside = statistics.median(trains), statistics.median(alongsides)
+    up = statistics.median(uploads)
     print(f"\ntrain stage (encoding, thumbnails staged from the same decode) {train:.1f} s; the same work in "
           f"plain Python (the stage's per-photo function in a process pool) {alongside:.1f} s: throughput "
-          f"{alongside / train:.2f}x (goal >= 0.95x); the pool encoding alone {pool:.1f} s "
-          f"({pool / train:.2f}x)")  # fmt: skip
-    up = statistics.median(uploads)
-    if rclone is not None:
-        theirs = objects / rclone
-        print(f"uploads to moto: facelogin {up:.0f} objects/s; rclone copy of the same files {theirs:.0f} "
-              f"objects/s: {up / theirs:.2f}x (goal >= 1.0x)")  # fmt: skip
-    else:
-        print(f"uploads to moto: facelogin {up:.0f} objects/s (rclone not installed: apt-get install rclone)")
-    print_seaweed(weed_ours, weed_theirs)
-    print(f"local store: {files} staged thumbnails taken in {store_seconds:.2f} s; cp -r of the same files "
-          f"{cp_seconds:.2f} s: {cp_seconds / max(store_seconds, 1e-9):.2f}x (goal >= 1.0x); "
-          f"in the sync above, {objects} thumbnails in {local_upload:.2f} s, one task run")  # fmt: skip
+          f"{alongside / train:.2f}x (goal >= 0.95x)")  # fmt: skip
+    boto = statistics.median(direct)
+    print(f"uploads to moto: facelogin {up:.0f} objects/s; plain boto3, 16 threads {boto:.0f} objects/s: "
+          f"{up / boto:.2f}x")  # fmt: skip
+    figures |= {"train_seconds": train, "upload_objects_per_second_moto": up}
+    if not args.floor_only:
+        pool = statistics.median(pools)
+        print(f"the pool encoding alone {pool:.1f} s ({pool / train:.2f}x)")
+        if rclone is not None:
+            theirs = objects / rclone
+            print(f"uploads to moto: rclone copy of the same files {theirs:.0f} objects/s: facelogin "
+                  f"{up / theirs:.2f}x (goal >= 1.0x)")  # fmt: skip
+            figures["rclone_objects_per_second_moto"] = theirs
+        else:
+            print("rclone not installed: apt-get install rclone")
+        print_seaweed(weed_ours or [], weed_theirs or [])
+        if weed_ours:
+            figures["upload_objects_per_second_seaweed"] = statistics.median(weed_ours)
+        if weed_theirs:
+            figures["rclone_objects_per_second_seaweed"] = statistics.median(weed_theirs)
+        print(f"local store: {files} staged thumbnails taken in {store_seconds:.2f} s; cp -r of the same "
+              "files "
+              f"{cp_seconds:.2f} s: {cp_seconds / max(store_seconds, 1e-9):.2f}x (goal >= 1.0x); "
+              f"in the sync above, {objects} thumbnails in {local_upload:.2f} s, one task run")  # fmt: skip
+    if args.json:
+        print(json.dumps(figures, default=float))
 
 
 def print_seaweed(ours: list[float], theirs: list[float]) -> None:

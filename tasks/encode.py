@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import Any
 
 from prefect import task
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from facelogin import faces
-from facelogin.processes import start_worker
 from facelogin.settings import Settings
-from facelogin.sync import progress
+from facelogin.sync import encoders, progress
 from facelogin.sync.discover import Photo
 from facelogin.sync.plan import batch_label, batches
 from facelogin.sync.transfer import encode_and_stage
@@ -43,13 +41,9 @@ class EncoderTaskRunner(ThreadPoolTaskRunner):
 
     def __enter__(self) -> EncoderTaskRunner:
         super().__enter__()
-        # Workers exit on their own if this process is killed (start_worker watches the parent).
-        self.processes = ProcessPoolExecutor(
-            self.workers,
-            mp_context=get_context("spawn"),
-            initializer=start_worker,
-            initargs=(os.getpid(), faces.load_faces),
-        )
+        # The pool `facelogin sync` started while Prefect started, or a new one. Workers exit on their
+        # own if this process is killed (start_worker watches the parent).
+        self.processes = encoders.take_pool(self.workers)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

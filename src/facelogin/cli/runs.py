@@ -71,7 +71,7 @@ def run_sync(parameters: dict[str, Any]) -> SyncRun:
     Relative paths in `parameters` must already be absolute: the flow runs in the project directory.
     Raises what the flow raised.
     """
-    with contextlib.chdir(project_dir()):
+    with contextlib.chdir(project_dir()), heartbeats_not_waited_for():
         state = load_sync_flow()(**parameters, return_state=True)
     url = None
     run_id = state.state_details.flow_run_id
@@ -83,6 +83,31 @@ def run_sync(parameters: dict[str, Any]) -> SyncRun:
     return SyncRun(summary, url)
 
 
+@contextmanager
+def heartbeats_not_waited_for() -> Iterator[None]:
+    """Flow runs started in the body send their heartbeats as always; at the end, the engine does not
+    wait for the heartbeat thread.
+
+    Prefect's sync engine joins that thread when the run ends, and the thread notices in 1 s steps
+    (up to 1 s of every `facelogin sync`). Told to stop, it sends nothing more and ends on its own
+    (a daemon thread): Prefect's async engine does not wait for it either. Crashed-run detection is
+    untouched: a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds while the run is under way.
+    """
+    import inspect
+
+    from prefect import flow_engine
+
+    original = flow_engine._send_heartbeats
+    if "join_on_exit" not in inspect.signature(original).parameters:  # another Prefect: leave it be
+        yield
+        return
+    flow_engine._send_heartbeats = functools.partial(original, join_on_exit=False)
+    try:
+        yield
+    finally:
+        flow_engine._send_heartbeats = original
+
+
 @functools.cache
 def load_sync_flow() -> Any:
     """The sync flow, loaded from its entrypoint in the project (once per process).
@@ -92,7 +117,31 @@ def load_sync_flow() -> Any:
     from prefect.flows import load_flow_from_entrypoint
 
     with contextlib.chdir(project_dir()):
-        return load_flow_from_entrypoint(ENTRYPOINT, use_placeholder_flow=False)
+        loaded: Any = load_flow_from_entrypoint(ENTRYPOINT, use_placeholder_flow=False)
+    return with_plain_parameters(loaded)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def with_plain_parameters(flow: Any) -> Any:
+    """`flow`, recording parameters that are already JSON values (the sync's: a path, flags, a count)
+    as they are.
+
+    Prefect passes every parameter of a new flow run through FastAPI's `jsonable_encoder`, which
+    returns such values unchanged but first imports FastAPI and Starlette (some 60 modules, 0.2-0.4 s
+    of every `facelogin sync`; a flow run without parameters never imports them). Any other value
+    still goes through Prefect's own serialization.
+    """
+    serialize = flow.serialize_parameters
+
+    def plain_or_prefect(parameters: dict[str, Any]) -> dict[str, Any]:
+        if all(type(value) in _PLAIN for value in parameters.values()):
+            return dict(parameters)
+        return dict(serialize(parameters))
+
+    flow.serialize_parameters = plain_or_prefect
+    return flow
 
 
 @contextmanager

@@ -236,12 +236,27 @@ def hold_local_parts(
             held.enter_context(state_lock(state_dir, on_wait=waiting))
 
         def meanwhile() -> None:
+            if not dry_run:
+                start_encoders_early(settings.model_copy(update={"state_dir": state_dir}), held)
             local = held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
             if not dry_run:  # a dry run reports a refusal instead
                 check_removals_early(local, parameters)
             runs.load_sync_flow()
 
         yield meanwhile
+
+
+def start_encoders_early(settings: Any, held: ExitStack) -> None:
+    """Start the encoding processes now, while Prefect starts, when the stat cache already shows new or
+    changed photos: they are ready when the flow's encoding stage needs them (facelogin.sync.encoders).
+    A run with nothing changed starts none; a pool the flow did not take is stopped with `held`."""
+    if settings.task_runner != "process":
+        return
+    from facelogin.sync import encoders
+
+    if encoders.photos_changed(settings.images, settings.stat_cache):
+        encoders.start_pool(settings.encode_workers or os.cpu_count() or 1)
+        held.callback(encoders.stop_pool)
 
 
 def check_removals_early(settings: Any, parameters: dict[str, Any] | None) -> None:

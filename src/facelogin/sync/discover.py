@@ -253,6 +253,36 @@ def _user_photos(folder: Path, real_root: Path, found: Discovery, known: dict[st
     return photos
 
 
+def photos_changed(root: Path, known: dict[str, list[Any]]) -> bool:
+    """Whether `discover_photos(root, known)` would hash any photo: one is new or changed since the stat
+    cache `known` was written. Stats the photos discovery would take, reads none, stops at the first.
+    What cannot be listed or stat'ed is left to discovery to report."""
+    found = Discovery()
+    real_root = Path(root).resolve()
+    for folder in _user_folders(Path(root), found):
+        try:
+            entries = _entries(folder)
+        except OSError:
+            continue
+        for item in entries:
+            if item.is_symlink() and not _inside(item, real_root):
+                continue
+            try:
+                st = item.stat()
+            except OSError:
+                continue
+            if (
+                file_kind(st.st_mode) is not None
+                or format_problem(item.name)
+                or name_problem(item.name, "file name")
+            ):
+                continue
+            cached = known.get(item.path)
+            if cached is None or cached[:4] != [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]:
+                return True
+    return False
+
+
 def _reject_unreadable_photo(found: Discovery, path: Path, user: str, exc: OSError) -> None:
     found.rejected.append(Rejection(str(path), _unreadable(exc, path)))
     if is_photo_name(path.name) and name_problem(path.name, "file name") is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from facelogin import faces, imaging
 from facelogin.adapters.stores import ObjectStore
 from facelogin.files import write_atomic
+from facelogin.sync import progress
 
 THUMB_TYPE = "image/jpeg"
 THUMB_CACHE_CONTROL = "private, max-age=86400"
@@ -78,6 +79,7 @@ def upload_staged(store: ObjectStore, keys: list[str], staging: Path, threads: i
 
     def put(key: str) -> None:
         store.put_file(key, os.path.join(folder, key), THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
+        progress.advance(progress.UPLOADED, 1)
 
     if threads <= 1 or len(todo) <= 1:
         for key in todo:
