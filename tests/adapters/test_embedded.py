@@ -148,6 +148,52 @@ def test_a_borrower_takes_the_server_over_at_once_when_its_lender_is_killed(tmp_
     finally:
         lender.kill()
         lender.wait(10)
+
+
+def test_a_thread_that_borrows_while_its_process_takes_over_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync's task thread opening the database while another thread of the sync is still taking it
+    over from a killed `facelogin web` (a busy machine: the dead server's port released late) gets
+    the server taken over, not "another facelogin process is using the embedded database"."""
+    import signal
+    import subprocess
+    import sys
+
+    from facelogin.adapters import embedded
+
+    released = embedded.wait_port_released
+
+    def slowly(port: int, timeout: float = 10.0) -> bool:
+        time.sleep(embedded.BORROW_PATIENCE + 2)  # longer than a borrower waits for a stranger
+        return released(port, timeout)
+
+    monkeypatch.setattr(embedded, "wait_port_released", slowly)
+    data = tmp_path / "mongo"
+    lender = subprocess.Popen([sys.executable, "-c", LENDER, str(data)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert lender.stdout is not None and lender.stdout.readline().strip() == "ready"
+        with embedded_mongo(data) as uri:
+            lender.send_signal(signal.SIGKILL)
+            lender.wait(10)
+            time.sleep(1)  # the watcher has seen it and holds the lock while it takes over
+            seen: list[str | BaseException] = []
+
+            def task_thread() -> None:
+                try:
+                    with embedded_mongo(data) as other:
+                        seen.append(other)
+                        assert ping(other)
+                except BaseException as exc:  # noqa: BLE001 - the test reports what the thread met
+                    seen.append(exc)
+
+            thread = threading.Thread(target=task_thread)
+            thread.start()
+            thread.join(60)
+            assert seen == [uri]
+    finally:
+        lender.kill()
+        lender.wait(10)
         if lender.stdout is not None:
             lender.stdout.close()
 

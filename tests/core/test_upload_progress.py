@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facelogin.adapters.store import DirStore
+from facelogin.adapters.stores import DirStore
 from facelogin.sync import progress
 from facelogin.sync.transfer import upload_staged
 

@@ -183,6 +183,9 @@ def embedded_mongo(
 # How long a command waits for the embedded database that another process holds, unshared, to be
 # let go before it says who holds it.
 BORROW_PATIENCE = 5.0
+# ... and for this process's own take-over of it (another thread's: the lender died meanwhile) to
+# finish: the dead server's port released (10 s at most), a new one started on it (20 s at most).
+TAKE_OVER_PATIENCE = 45.0
 
 # data directory (real path) -> URI of the server this thread started or borrowed for it. Per
 # thread: another thread of the process (a web request) borrows like another process would.
@@ -194,7 +197,8 @@ def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> It
     import fcntl
 
     with os.fdopen(open_private(data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
-        deadline = time.monotonic() + BORROW_PATIENCE
+        started = time.monotonic()
+        deadline = started + BORROW_PATIENCE
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -209,7 +213,9 @@ def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> It
                 wait()
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 break
-            if time.monotonic() > deadline:  # not shared, or its holder is stopping it: not ours to use
+            if _holder(lock) == str(os.getpid()) and time.monotonic() - started < TAKE_OVER_PATIENCE:
+                pass  # this process is taking the server over from a lender that died: wait for it
+            elif time.monotonic() > deadline:  # not shared, or its holder is stopping it: not ours
                 raise EmbeddedServerError(
                     f"another facelogin process (pid {_holder(lock)}) is using the embedded database in "
                     f"{data_dir}; wait for it to finish"
