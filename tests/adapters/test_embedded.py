@@ -148,6 +148,7 @@ def test_a_borrower_takes_the_server_over_at_once_when_its_lender_is_killed(tmp_
     finally:
         lender.kill()
         lender.wait(10)
+        lender.stdout.close()  # type: ignore[union-attr]
 
 
 def test_a_thread_that_borrows_while_its_process_takes_over_waits_for_it(
@@ -194,6 +195,7 @@ def test_a_thread_that_borrows_while_its_process_takes_over_waits_for_it(
     finally:
         lender.kill()
         lender.wait(10)
+        lender.stdout.close()  # type: ignore[union-attr]
         if lender.stdout is not None:
             lender.stdout.close()
 

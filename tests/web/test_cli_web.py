@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from facelogin.adapters.embedded import BORROW_LOCK
 from facelogin.cli.web import _is_loopback
 from facelogin.settings import Settings
 from tests.web.browser import WebServer, clean_env, start_web
@@ -57,6 +59,16 @@ def test_on_embedded_defaults_other_commands_share_its_database(
     assert not (Path(env["FACELOGIN_STATE_DIR"]) / "mongo" / "server.json").exists()  # stopped in order
 
 
+def holds_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (Linux: its /proc/PID/fd links)."""
+    target = str(path.resolve())
+    try:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return target in links
+
+
 @pytest.mark.slow
 def test_a_sync_borrowing_its_database_carries_on_when_it_is_killed(
     embedded: tuple[WebServer, dict[str, str]], faces: Path, tmp_path: Path
@@ -73,13 +85,16 @@ def test_a_sync_borrowing_its_database_carries_on_when_it_is_killed(
     sync = subprocess.Popen([str(FACELOGIN), "sync", "--images", str(images), "--json", "--full"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
-    while not workers(sync.pid):  # encoding: the sync borrows the database by now
+    mongo = Path(env["FACELOGIN_STATE_DIR"]) / "mongo"
+    # Encoding (its workers up: they may start with Prefect, before the database is opened), and
+    # borrowing the web's database (holding its borrow lock).
+    while not (workers(sync.pid) and holds_open(sync.pid, mongo / BORROW_LOCK)):
         assert sync.poll() is None and time.monotonic() < deadline, sync.communicate()
         time.sleep(0.05)
     server.process.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     out, err = sync.communicate(timeout=300)
-    assert sync.returncode == 0, err[-3000:]
+    assert sync.returncode == 0, f"sync pid {sync.pid}, web pid {server.process.pid}: {err[-3000:]}"
     assert "took it over" in err and "Traceback" not in err and "ServerSelectionTimeout" not in err, err
     summary = json.loads(out)
     assert (summary["users"], summary["errors"]) == (len(ENROLLED), [])

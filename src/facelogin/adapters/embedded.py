@@ -183,7 +183,7 @@ def embedded_mongo(
 # How long a command waits for the embedded database that another process holds, unshared, to be
 # let go before it says who holds it.
 BORROW_PATIENCE = 5.0
-# ... and for this process's own take-over of it (another thread's: the lender died meanwhile) to
+# ... and for a take-over of it (its lender died: this process or another borrower takes it over) to
 # finish: the dead server's port released (10 s at most), a new one started on it (20 s at most).
 TAKE_OVER_PATIENCE = 45.0
 
@@ -199,6 +199,7 @@ def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> It
     with os.fdopen(open_private(data_dir / "lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
         started = time.monotonic()
         deadline = started + BORROW_PATIENCE
+        gone: str | None = None  # the pid of a holder found dead while waiting
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -213,8 +214,10 @@ def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> It
                 wait()
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 break
-            if _holder(lock) == str(os.getpid()) and time.monotonic() - started < TAKE_OVER_PATIENCE:
-                pass  # this process is taking the server over from a lender that died: wait for it
+            holder = _holder(lock)
+            if _changing_hands(holder) and time.monotonic() - started < TAKE_OVER_PATIENCE:
+                # Its lender died: this process or another one is taking it over, wait for that.
+                gone = gone or (holder if holder != str(os.getpid()) else None)
             elif time.monotonic() > deadline:  # not shared, or its holder is stopping it: not ours
                 raise EmbeddedServerError(
                     f"another facelogin process (pid {_holder(lock)}) is using the embedded database in "
@@ -227,6 +230,11 @@ def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> It
         stop_leftover(data_dir)
         (data_dir / SERVER_FILE).unlink(missing_ok=True)
         server = start_nx(data_dir)
+        if gone is not None:
+            log.warning(
+                "the process that shared the embedded database in %s (pid %s, e.g. facelogin web) is gone: "
+                "this process took it over and carries on", data_dir, gone,
+            )  # fmt: skip
         try:
             if share:
                 record = {"pid": os.getpid(), "server_pid": server.pid, "port": server.port}
@@ -372,6 +380,12 @@ class _Lender:
             "this process took it over on the same port and carries on", self.data_dir, self.pid,
         )  # fmt: skip
         return True
+
+
+def _changing_hands(holder: str) -> bool:
+    """Whether the lock's recorded holder is this process (taking the server over from a lender that
+    died) or a process that is gone (its lock is being let go, or taken over by one of its borrowers)."""
+    return holder == str(os.getpid()) or (holder.isdigit() and not pid_alive(int(holder)))
 
 
 def _holder(lock: IO[str]) -> str:
