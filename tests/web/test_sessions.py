@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -339,6 +340,30 @@ def test_x_forwarded_for_is_ignored_unless_it_comes_from_a_trusted_proxy(
 
 
 @pytest.mark.slow
+def test_login_workers_yield_the_cpu_to_the_web_process(served_state: dict[str, str], faces: Path) -> None:
+    """The decisions run at a lower priority than the web process, whose event loop must keep
+    answering (pages, challenges, a full queue's 503) while every core decides."""
+    from facelogin.web.pool import WORKER_NICENESS
+
+    body = json.dumps({"frames": frame_urls(faces / "probes" / "Obama.jpg")}).encode()
+    server = _serve(served_state, FACELOGIN_WEB_WORKERS="2")
+    try:
+        assert _post(server, body, {})[0] == 200  # decided in a worker: the workers are up
+        pid = server.process.pid
+        children = [
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and (p / "stat").is_file()
+            and (p / "stat").read_text().rsplit(")", 1)[-1].split()[1] == str(pid)
+            and b"spawn_main" in (p / "cmdline").read_bytes()
+        ]  # fmt: skip
+        assert children  # started as logins come (one so far)
+        web = os.getpriority(os.PRIO_PROCESS, pid)
+        assert {os.getpriority(os.PRIO_PROCESS, c) for c in children} == {min(19, web + WORKER_NICENESS)}
+    finally:
+        server.stop()
+
+
 def test_a_full_queue_answers_503_with_retry_after_at_once(served_state: dict[str, str], faces: Path) -> None:
     body = json.dumps({"frames": frame_urls(faces / "probes" / "Obama.jpg")}).encode()
     server = _serve(served_state, FACELOGIN_WEB_WORKERS="1", FACELOGIN_WEB_QUEUE="1")
