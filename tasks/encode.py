@@ -91,7 +91,10 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
             return DaskTaskRunner(address=settings.dask_address)
         # A local cluster listens on loopback, where any local user could still send its scheduler
         # a pickle: mutual TLS with a throw-away certificate lets in only this run's client and workers.
-        local = {"n_workers": workers, "threads_per_worker": 1, "security": True}
+        # Its dashboard (task names are user names) stays on loopback too, on a free port: the default
+        # :8787 listens on every interface and warns when another cluster already holds it.
+        local = {"n_workers": workers, "threads_per_worker": 1, "security": True,
+                 "dashboard_address": "127.0.0.1:0"}  # fmt: skip
         return DaskTaskRunner(cluster_kwargs=local)
     if settings.task_runner == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -167,7 +170,15 @@ def test_the_local_dask_cluster_runs_with_tls(
 
     monkeypatch.setenv("FACELOGIN_TASK_RUNNER", "dask")
     monkeypatch.setenv("FACELOGIN_ENCODE_WORKERS", "2")
-    with encoding_runner(Settings()) as runner:  # type: ignore[attr-defined]
+    # distributed's default dashboard port taken (by another cluster, or here): no warning, which
+    # this suite turns into an error, and the dashboard listens on loopback only.
+    with contextlib.ExitStack() as stack:
+        squatter = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):
+            squatter.bind(("127.0.0.1", 8787))
+            squatter.listen()
+        runner = stack.enter_context(encoding_runner(Settings()))  # type: ignore[attr-defined]
+        assert urlsplit(runner.client.dashboard_link).hostname == "127.0.0.1"
         assert runner.client.scheduler.address.startswith("tls://")
         workers = list(runner.client.scheduler_info()["workers"])
         assert len(workers) == 2 and all(w.startswith("tls://") for w in workers), workers
