@@ -10,6 +10,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -384,3 +385,54 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(served_state: dict[st
     assert all(int(a[1]["retry-after"]) >= 1 for a, _ in busy)
     assert all(json.loads(a[2])["error"].startswith("The server is busy: try again in") for a, _ in busy)
     assert len(done) + len(busy) == 12  # every login decided or told to come back: no error
+
+
+def _send_head(server: WebServer, body: bytes) -> Any:
+    """A login's request line and headers with `Expect: 100-continue`, its body held back."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(
+        f"POST /login HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
+    return sock
+
+
+def _interim(sock: Any) -> bytes:
+    """An interim response (status line and headers), read to its blank line."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += sock.recv(1)
+    return head
+
+
+@pytest.mark.slow
+def test_a_full_queue_refuses_before_the_body_is_sent(served_state: dict[str, str], faces: Path) -> None:
+    """A login takes its place in the queue before its body is read: a client that asks first
+    (Expect: 100-continue, as curl does for large bodies) is told 503 without uploading its frames,
+    and the logins that hold the places are asked for theirs and decided."""
+    body = json.dumps({"frames": frame_urls(faces / "probes" / "Obama.jpg")}).encode()
+    server = _serve(served_state, FACELOGIN_WEB_WORKERS="1", FACELOGIN_WEB_QUEUE="1")
+    held = []
+    try:
+        for _ in range(2):  # one deciding, one waiting: the queue is full while their bodies are held
+            held.append(_send_head(server, body))
+            assert _interim(held[-1]) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        late = _send_head(server, body)
+        try:
+            late.settimeout(10)  # not "100 Continue": the answer comes without the body
+            assert late.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 503"
+            answer = http.client.HTTPResponse(late)
+            answer.begin()
+            assert answer.status == 503 and int(answer.getheader("Retry-After") or 0) >= 1
+            assert json.loads(answer.read())["error"].startswith("The server is busy")
+        finally:
+            late.close()
+        for sock in held:  # the places' bodies, now: both decided
+            sock.sendall(body)
+            answer = http.client.HTTPResponse(sock)
+            answer.begin()
+            assert answer.status == 200, answer.read()
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()

@@ -43,13 +43,14 @@ import anyio.to_thread
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facelogin import audit, login
 from facelogin.adapters import connect
@@ -265,62 +266,80 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-class CrossSiteGuard(BaseHTTPMiddleware):
+class CrossSiteGuard:
     """State-changing requests: JSON only (415), and from a browser only from this site's pages (403).
 
     A browser names the page a request comes from in Origin (every POST) and Sec-Fetch-Site; a request
     with neither is not from a browser (curl, a script), which a cross-site page cannot make.
+
+    Plain ASGI, as is SecurityHeaders: Starlette's BaseHTTPMiddleware costs a task group and a stream
+    per request, which two hundred logins arriving at once (a full queue's 503s) would wait behind.
     """
 
-    def __init__(self, app: Any, public_origin: str | None = None) -> None:
-        super().__init__(app)
+    def __init__(self, app: ASGIApp, public_origin: str | None = None) -> None:
+        self.app = app
         self.public_origin = public_origin.rstrip("/") if public_origin else None
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.method in UNSAFE:
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            has_body = request.method != "DELETE" or request.headers.get("content-length", "0") not in {
-                "",
-                "0",
-            }
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE:
+            headers = Headers(scope=scope)
+            kind = headers.get("content-type", "").split(";")[0].strip().lower()
+            has_body = scope["method"] != "DELETE" or headers.get("content-length", "0") not in {"", "0"}
+            refusal = None
             if has_body and kind != "application/json":
-                return JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
-            if not self._same_site(request):
-                return JSONResponse({"error": "requests from other sites are refused"}, status_code=403)
-        return await call_next(request)
+                refusal = JSONResponse({"error": "send JSON (Content-Type: application/json)"}, 415)
+            elif not self._same_site(scope, headers):
+                refusal = JSONResponse({"error": "requests from other sites are refused"}, 403)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
-    def _same_site(self, request: Request) -> bool:
-        origin = request.headers.get("origin")
+    def _same_site(self, scope: Scope, headers: Headers) -> bool:
+        origin = headers.get("origin")
         if origin is not None:
-            own = self.public_origin or f"{request.url.scheme}://{request.headers.get('host', '')}"
+            own = self.public_origin or f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
             return origin.rstrip("/").lower() == own.lower()
-        fetch_site = request.headers.get("sec-fetch-site")
+        fetch_site = headers.get("sec-fetch-site")
         if fetch_site is not None:
             return fetch_site in {"same-origin", "none"}
         return True
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
+class SecurityHeaders:
     """No framing, no sniffing, no referrer (a presigned URL must not leak), scripts from us only."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        images = response.headers.get("x-image-origin", "")
-        if "x-image-origin" in response.headers:
-            del response.headers["x-image-origin"]
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            f"default-src 'self'; img-src 'self' {images}".rstrip()
-            + "; media-src 'self' blob: mediastream:; script-src 'self'; style-src 'self'; "
-            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Permissions-Policy", "camera=(self)")
-        if request.url.path != "/static" and not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        static = path == "/static" or path.startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                images = headers.get("x-image-origin", "")
+                if "x-image-origin" in headers:
+                    del headers["x-image-origin"]
+                headers.setdefault(
+                    "Content-Security-Policy",
+                    f"default-src 'self'; img-src 'self' {images}".rstrip()
+                    + "; media-src 'self' blob: mediastream:; script-src 'self'; style-src 'self'; "
+                    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                )
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Permissions-Policy", "camera=(self)")
+                if not static:
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def home(site: Site, request: Request) -> Response:
