@@ -161,3 +161,39 @@ def test_an_s3_store_describes_endpoint_and_bucket_never_the_keys(
     no_bucket = raised(lambda: open_store("s3://no-such-bucket-here").get(KEY))
     assert store.owns(no_bucket) and store.explain(no_bucket).startswith(said)
     assert not store.owns(ValueError("a bug"))
+
+
+def test_a_thumbnail_goes_in_one_request_and_only_a_large_body_asks_to_continue(
+    monkeypatch: pytest.MonkeyPatch, seaweed: Any, tmp_path: Path
+) -> None:
+    """botocore would send every file-like body with `Expect: 100-continue` (a round trip to the
+    server per thumbnail before its bytes go); the store's client asks only for bodies of a MiB or
+    more, where being refused before the upload saves something. Tried on SeaweedFS."""
+    import uuid
+
+    from facelogin.adapters.stores.s3 import EXPECT_FROM, S3Store, s3_client
+
+    s3_env(monkeypatch, seaweed.url)
+    client = s3_client()
+    name = f"faces-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    sent: dict[str, str | bytes | None] = {}
+
+    def note(request: Any, **_: Any) -> None:
+        sent[request.url.rsplit("/", 1)[-1]] = request.headers.get("Expect")
+
+    client.meta.events.register("before-send.s3.PutObject", note)
+    try:
+        store = S3Store(client, name)
+        thumb = tmp_path / "a.jpg"
+        thumb.write_bytes(b"\xff\xd8" + b"j" * 6000)
+        store.put_file("thumbs/128/Ann/a.jpg", thumb, "image/jpeg", "private, max-age=60", public=True)
+        large = b"e" * EXPECT_FROM
+        store.put("encodings/large.json", large, "application/json", "no-cache")
+    finally:
+        client.meta.events.unregister("before-send.s3.PutObject", note)
+    assert sent == {"a.jpg": None, "large.json": b"100-continue"}
+    assert (
+        store.get("thumbs/128/Ann/a.jpg").startswith(b"\xff\xd8")
+        and store.get("encodings/large.json") == large
+    )
