@@ -215,7 +215,7 @@ def _holding(data_dir: Path, share: bool, wait: Callable[[], None] | None) -> It
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 break
             holder = _holder(lock)
-            if _changing_hands(holder) and time.monotonic() - started < TAKE_OVER_PATIENCE:
+            if _changing_hands(holder, data_dir) and time.monotonic() - started < TAKE_OVER_PATIENCE:
                 # Its lender died: this process or another one is taking it over, wait for that.
                 gone = gone or (holder if holder != str(os.getpid()) else None)
             elif time.monotonic() > deadline:  # not shared, or its holder is stopping it: not ours
@@ -358,6 +358,15 @@ class _Lender:
         except BlockingIOError:
             lock.close()
             return False
+        where = os.path.realpath(self.data_dir)
+        _taking_over.add(where)
+        try:
+            return self._start_in_place(lock)
+        finally:
+            _taking_over.discard(where)
+
+    def _start_in_place(self, lock: IO[str]) -> bool:
+        """The lender's server started again by this process, on its port, under `lock` (held)."""
         lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
@@ -382,10 +391,17 @@ class _Lender:
         return True
 
 
-def _changing_hands(holder: str) -> bool:
-    """Whether the lock's recorded holder is this process (taking the server over from a lender that
-    died) or a process that is gone (its lock is being let go, or taken over by one of its borrowers)."""
-    return holder == str(os.getpid()) or (holder.isdigit() and not pid_alive(int(holder)))
+def _changing_hands(holder: str, data_dir: Path) -> bool:
+    """Whether the lock's recorded holder is this process taking the server over from a lender that
+    died, or a process that is gone (its lock is being let go, or taken over by one of its borrowers).
+    This process holding it otherwise (another thread's unshared server) is no change of hands."""
+    if holder == str(os.getpid()):
+        return os.path.realpath(data_dir) in _taking_over
+    return holder.isdigit() and not pid_alive(int(holder))
+
+
+# data directories (real paths) whose server a thread of this process is taking over right now
+_taking_over: set[str] = set()
 
 
 def _holder(lock: IO[str]) -> str:
