@@ -211,13 +211,15 @@ class FaultyProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
+            # Each request is noted before its answer goes: a client that has its answer finds it
+            # counted (a thumbnail's PUT is one round trip, with no 100 Continue before it).
             def _reply(self, status: int, payload: bytes) -> None:
+                proxy.seen.append((self.command, self.path, status))
                 self.send_response(status)
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-                proxy.seen.append((self.command, self.path, status))
 
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -237,13 +239,13 @@ class FaultyProxy:
                     payload = (
                         b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
                     )
+                    proxy.seen.append((self.command, self.path, 503))
                     self.send_response(503)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     if self.command != "HEAD":  # a body after a HEAD's headers garbles the next reply
                         self.wfile.write(payload)
-                    proxy.seen.append((self.command, self.path, 503))
                     return
                 conn = http.client.HTTPConnection(host, int(port), timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
@@ -251,6 +253,7 @@ class FaultyProxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
+                proxy.seen.append((self.command, self.path, resp.status))
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in {"transfer-encoding", "connection", "content-length"}:
@@ -260,7 +263,6 @@ class FaultyProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
                 conn.close()
-                proxy.seen.append((self.command, self.path, resp.status))
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
