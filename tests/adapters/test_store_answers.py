@@ -197,3 +197,27 @@ def test_a_thumbnail_goes_in_one_request_and_only_a_large_body_asks_to_continue(
         store.get("thumbs/128/Ann/a.jpg").startswith(b"\xff\xd8")
         and store.get("encodings/large.json") == large
     )
+
+
+def test_clients_share_what_boto3_parsed_but_never_stale_keys(
+    monkeypatch: pytest.MonkeyPatch, seaweed: Any
+) -> None:
+    """The check's client and the upload's come from one boto3 session (the S3 model is parsed once, not
+    again as the upload stage starts); a key changed in the environment gets a session of its own, so a
+    rotated or mistyped secret is seen at once. SeaweedFS checks the signature (moto does not)."""
+    import uuid
+
+    from facelogin.adapters.stores.s3 import s3_client
+
+    s3_env(monkeypatch, seaweed.url)
+    check, upload = s3_client(2, read_timeout=5.0), s3_client(16)
+    assert check is not upload and check._loader is upload._loader
+    name = f"faces-{uuid.uuid4().hex[:12]}"
+    upload.create_bucket(Bucket=name)
+    open_store(f"s3://{name}").check()
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOTTHEKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    assert s3_client(16)._loader is not upload._loader
+    refused = raised(lambda: open_store(f"s3://{name}").check())
+    assert isinstance(refused, StoreError) and "not-the-secret" not in str(refused)

@@ -7,6 +7,7 @@ Prefect AwsCredentials block's values where they are given.
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -319,7 +320,6 @@ def s3_client(pool_size: int = 16, read_timeout: float = 30.0, access: AwsAccess
 def _s3_client(
     pool_size: int, read_timeout: float, chain: tuple[str | None, ...], access: AwsAccess | None
 ) -> Any:
-    import boto3
     from botocore.config import Config
 
     # botocore's own default is still its "legacy" mode (5 attempts, fewer faults retried).
@@ -333,13 +333,28 @@ def _s3_client(
     )
     given = {k: v for k, v in (access.client_kwargs() if access else {}).items() if v}
     endpoint = given.pop("endpoint_url", None)
-    session = boto3.session.Session(**given)
-    client = session.client("s3", config=config, **({"endpoint_url": endpoint} if endpoint else {}))
+    with _building:  # a boto3 session is not thread-safe
+        session = _session(chain, tuple(sorted(given.items())))
+        client = session.client("s3", config=config, **({"endpoint_url": endpoint} if endpoint else {}))
     from botocore.handlers import add_expect_header
 
     client.meta.events.unregister("before-call.s3", add_expect_header)
     client.meta.events.register("before-call.s3", _expect_for_large_bodies)
     return client
+
+
+_building = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def _session(chain: tuple[str | None, ...], given: tuple[tuple[str, Any], ...]) -> Any:
+    """One boto3 session per credential chain: its loader keeps the S3 model it parsed, so a second
+    client (the upload's 16 connections after the 2-connection check) takes ~4 ms instead of the
+    ~60 ms a new session's first client takes (~190 ms measured inside a sync on two busy cores)."""
+    import boto3
+
+    settings: dict[str, Any] = dict(given)
+    return boto3.session.Session(**settings)
 
 
 EXPECT_FROM = 1 << 20  # bytes
