@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "facelogin"
-FENCED = PACKAGE / "cli" / "runs.py"  # the one module of the package that may import Prefect
+ORCHESTRATION = PACKAGE / "orchestration"  # the one area of the package that may import Prefect
 PIPELINE = ("prefect", "pymongo", "boto3", "botocore")
 
 
@@ -31,15 +31,20 @@ def loaded_after(code: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def imports_of(path: Path) -> set[str]:
-    """Top-level names imported anywhere in a file, including inside functions."""
+def modules_imported_by(path: Path) -> set[str]:
+    """Dotted names of the modules imported anywhere in a file, including inside functions."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
+
+
+def imports_of(path: Path) -> set[str]:
+    """Top-level names imported anywhere in a file, including inside functions."""
+    return {name.split(".")[0] for name in modules_imported_by(path)}
 
 
 def sources(*folders: str) -> list[Path]:
@@ -69,9 +74,18 @@ def test_the_web_app_loads_no_prefect() -> None:
     assert "starlette" in loaded and "prefect" not in loaded
 
 
-def test_only_the_fenced_module_of_the_package_imports_prefect() -> None:
-    importing = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py") if "prefect" in imports_of(p)}
-    assert importing == {FENCED.relative_to(ROOT).as_posix()}
+def test_only_the_orchestration_area_of_the_package_imports_prefect() -> None:
+    importing = {p for p in PACKAGE.rglob("*.py") if imports_of(p) & {"prefect", "prefect_aws"}}
+    assert importing and all(p.is_relative_to(ORCHESTRATION) for p in importing), sorted(
+        p.relative_to(ROOT).as_posix() for p in importing if not p.is_relative_to(ORCHESTRATION)
+    )
+
+
+def test_the_orchestration_area_loads_no_prefect_until_it_is_used() -> None:
+    """The CLI imports it to answer a wrong path or a bad setting before Prefect starts."""
+    modules = [f"facelogin.orchestration.{p.stem}" for p in ORCHESTRATION.glob("[!_]*.py")]
+    loaded = loaded_after("import facelogin.orchestration, " + ", ".join(modules))
+    assert len(modules) >= 5 and "facelogin" in loaded and "prefect" not in loaded
 
 
 def test_the_login_code_never_imports_pymongo_prefect_or_boto3_itself() -> None:

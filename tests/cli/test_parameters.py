@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from facelogin.cli.runs import load_sync_flow, with_plain_parameters
+from facelogin.orchestration.runs import load_sync_flow, with_plain_parameters
 
 CASES: list[dict[str, Any]] = [
     {"images": "/srv/images", "full": False, "dry_run": True, "allow_removals": 3, "prune": False},

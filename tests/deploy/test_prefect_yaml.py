@@ -115,7 +115,7 @@ def test_a_process_worker_runs_sync_now_from_the_pool(
     deployed: PrefectServer, prefect_client: Any, faces: Path, tmp_path: Path, moto: MotoServer, nx: NxServer,
     bucket: str, database: str,
 ) -> None:  # fmt: skip
-    from facelogin.cli.runs import trigger_sync, wait_for_run
+    from facelogin.orchestration.triggers import trigger_sync, wait_for_run
 
     images = tmp_path / "images"
     shutil.copytree(faces / "images" / "Biden", images / "Biden")
