@@ -88,6 +88,25 @@ def test_the_orchestration_area_loads_no_prefect_until_it_is_used() -> None:
     assert len(modules) >= 5 and "facelogin" in loaded and "prefect" not in loaded
 
 
+def test_settings_come_from_prefect_blocks_through_one_reader() -> None:
+    """The CLI and the flow read the blocks the settings name with one function: only
+    orchestration/blocks.py imports the block types that hold settings and turns them into settings."""
+    block_types = {"prefect_aws", "prefect.blocks.system"}
+    readers = set()
+    for path in sources("src", "flows", "tasks", "deployments"):
+        tree = ast.parse(path.read_text())
+        calls = {
+            n.func.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        }
+        if modules_imported_by(path) & block_types or calls & {"with_block_objects", "with_blocks"}:
+            readers.add(path.relative_to(ROOT).as_posix())
+    readers.discard("src/facelogin/settings.py")  # where with_block_objects calls with_blocks
+    assert readers == {"src/facelogin/orchestration/blocks.py"}
+    assert "facelogin.orchestration.blocks" in modules_imported_by(ROOT / "flows" / "sync_faces.py")
+
+
 def test_the_login_code_never_imports_pymongo_prefect_or_boto3_itself() -> None:
     """boto3 comes in only through adapters.stores.s3, for an s3:// bundle (opened by open_store)."""
     for path in (PACKAGE / "login").glob("*.py"):
