@@ -71,13 +71,17 @@ def sync_faces(
     dry_run: bool = False,
     allow_removals: int = 0,
     prune: bool = False,
+    state_dir: str | None = None,
 ) -> Summary:
     """Sync every user folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle.
 
     `dry_run` only says what would be done. A run that would remove more than one user and more
     than FACELOGIN_MAX_REMOVAL_SHARE of them stops unless `allow_removals` covers them or `prune`.
+    `images` and `state_dir` default to FACELOGIN_IMAGES and FACELOGIN_STATE_DIR; every other setting
+    comes from the environment and the blocks it names (secrets are never parameters).
     """
-    settings = settings_with_blocks(load_settings() if images is None else load_settings(images=Path(images)))
+    paths = {"images": images, "state_dir": state_dir}
+    settings = settings_with_blocks(load_settings(**{k: Path(v) for k, v in paths.items() if v is not None}))
     logger = get_run_logger()
     for message in settings.deprecations:
         logger.warning(message)

@@ -107,6 +107,28 @@ def test_settings_come_from_prefect_blocks_through_one_reader() -> None:
     assert "facelogin.orchestration.blocks" in modules_imported_by(ROOT / "flows" / "sync_faces.py")
 
 
+def writes_environ(node: ast.AST) -> bool:
+    """`os.environ[name] = ...`, `os.environ.setdefault/update/pop(...)` or `os.putenv(...)`."""
+    if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+        return getattr(node.value, "attr", "") == "environ"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        changes = node.func.attr in {"setdefault", "update", "pop"}
+        return node.func.attr == "putenv" or (changes and getattr(node.func.value, "attr", "") == "environ")
+    return False
+
+
+def test_the_cli_hands_the_flow_parameters_not_environment_variables() -> None:
+    """No command writes os.environ for the flow to read back: the flow is given its parameters
+    (the one marker of a temporary API is set by orchestration/api.py, for the server's lifetime)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"  # type: ignore[attr-defined]
+        for path in (PACKAGE / "cli").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if writes_environ(node)
+    ]
+    assert offenders == []
+
+
 def test_the_login_code_never_imports_pymongo_prefect_or_boto3_itself() -> None:
     """boto3 comes in only through adapters.stores.s3, for an s3:// bundle (opened by open_store)."""
     for path in (PACKAGE / "login").glob("*.py"):

@@ -149,9 +149,6 @@ def run_checked(
         connect.check_catalog(checked)
         if root is not None and not as_json:
             typer.echo(root.line, err=True)
-        # The flow runs in the project directory: paths given here are relative to where we are.
-        if not settings.state_dir.is_absolute():
-            os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
         with (
             hold_local_parts(checked, bool(parameters.get("dry_run")), parameters) as meanwhile,
             api.local_prefect_api(meanwhile=meanwhile),
@@ -159,7 +156,7 @@ def run_checked(
         ):
             if as_json or progress:
                 runs.quiet_run_logs()
-            run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
+            run = runs.run_sync(runs.sync_parameters(settings, **parameters))
     except (SyncRefused, BlockError) as exc:
         failed(str(exc), None, ERROR)
     except SyncError as exc:  # what it did is in the summary; nothing at all when not `changed`

@@ -1,7 +1,7 @@
 """Prefect for the package: the one part of `facelogin` that imports it, always inside functions.
 
 - api: the configured Prefect API, or a temporary local one for one command; whether it answers;
-- runs: the sync flow run in this process as a worker runs it;
+- runs: the sync flow run in this process as a worker runs it, with the parameters the CLI gives;
 - triggers: a deployment's run started and followed (`facelogin enroll`);
 - deployments: what the operator's commands read from the API (who polls, the last and next runs);
 - blocks: settings from the Prefect blocks they name, the one reader for the CLI and the flow.

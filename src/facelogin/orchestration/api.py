@@ -71,7 +71,10 @@ def local_prefect_api(meanwhile: Callable[[], object] | None = None) -> Iterator
         yield configured
         return
     server = TemporaryServer()
-    # The flow's lock knows that no one else shares this API: see tasks/lock.py.
+    # A fact about the API this process talks to, not a choice of the run, so it is set in the
+    # environment for exactly the server's lifetime and not passed as a flow parameter: the lock
+    # (tasks/lock.py) skips the shared concurrency slot and the flow its report artifacts when no
+    # one else shares the API, and a parameter could be given to a deployment's run to skip them.
     os.environ[TEMPORARY_API_ENV] = "1"
     try:
         server.start(meanwhile)

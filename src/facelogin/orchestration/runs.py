@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facelogin.settings import TEMPORARY_API_ENV
+
+if TYPE_CHECKING:
+    from facelogin.settings import Settings
 
 ENTRYPOINT = "flows/sync_faces.py:sync_faces"
 
@@ -47,10 +50,26 @@ class SyncRun:
     url: str | None  # the run's page in the Prefect UI, when the API outlives this command
 
 
+def sync_parameters(settings: Settings, **choices: Any) -> dict[str, Any]:
+    """The sync flow's parameters for a run on `settings`: the images root and the state directory,
+    absolute (the flow runs in the project directory), and the run's `choices` (full, dry_run, ...).
+
+    JSON values only, and nothing secret: Prefect stores a run's parameters and shows them in its
+    UI. The bucket, MongoDB and AWS access the flow takes from the environment and the blocks it
+    names, as a deployment's run does (facelogin.orchestration.blocks).
+    """
+    return {
+        "images": str(settings.images.resolve()),
+        "state_dir": str(settings.state_dir.resolve()),
+        **choices,
+    }
+
+
 def run_sync(parameters: dict[str, Any]) -> SyncRun:
     """Run the sync flow in this process as a worker would: loaded from its entrypoint in the project.
 
-    Relative paths in `parameters` must already be absolute: the flow runs in the project directory.
+    Paths in `parameters` must already be absolute (sync_parameters): the flow runs in the project
+    directory.
     Raises what the flow raised.
     """
     with contextlib.chdir(project_dir()), heartbeats_not_waited_for():
