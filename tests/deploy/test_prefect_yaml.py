@@ -101,7 +101,10 @@ def test_deploy_all_creates_both_deployments(deployed: PrefectServer, prefect_cl
             "dry_run",
             "allow_removals",
             "prune",
+            "state_dir",
         }
+        # A deployment's run has no CLI to give them: every parameter falls back to the worker's settings.
+        assert not d.parameter_openapi_schema.get("required")
         assert d.pull_steps == [
             {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $FACELOGIN_HOME }}"}}
         ]
