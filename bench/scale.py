@@ -34,7 +34,7 @@ from tests.servers import faces_root
 
 HELLO = """
 from prefect import flow, task
-from facelogin.cli.runs import local_prefect_api
+from facelogin.orchestration.api import local_prefect_api
 
 @task
 def hello() -> str:

@@ -23,6 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from facelogin.adapters.connect import catalog_server, failure_message, where
 from facelogin.faces import model_info
+from facelogin.orchestration.blocks import settings_with_blocks
 from facelogin.settings import TEMPORARY_API_ENV, Settings, load_settings
 from facelogin.sync.discover import Discovery
 from facelogin.sync.guard import SyncRefused, check_images_root, check_remote, check_removals
@@ -31,7 +32,6 @@ from facelogin.sync.outcome import RunResults, Summary, SyncError, summarize
 from facelogin.sync.plan import plan_for
 from facelogin.sync.preview import preview
 from facelogin.sync.transfer import clear_staging
-from tasks.blocks import settings_from_blocks
 from tasks.bundle import publish_bundle
 from tasks.catalog import (
     check_catalog,
@@ -71,13 +71,17 @@ def sync_faces(
     dry_run: bool = False,
     allow_removals: int = 0,
     prune: bool = False,
+    state_dir: str | None = None,
 ) -> Summary:
     """Sync every user folder: train encodings, upload thumbnails, upsert MongoDB, publish the bundle.
 
     `dry_run` only says what would be done. A run that would remove more than one user and more
     than FACELOGIN_MAX_REMOVAL_SHARE of them stops unless `allow_removals` covers them or `prune`.
+    `images` and `state_dir` default to FACELOGIN_IMAGES and FACELOGIN_STATE_DIR; every other setting
+    comes from the environment and the blocks it names (secrets are never parameters).
     """
-    settings = settings_from_blocks(load_settings() if images is None else load_settings(images=Path(images)))
+    paths = {"images": images, "state_dir": state_dir}
+    settings = settings_with_blocks(load_settings(**{k: Path(v) for k, v in paths.items() if v is not None}))
     logger = get_run_logger()
     for message in settings.deprecations:
         logger.warning(message)

@@ -145,7 +145,7 @@ def _events_follow_the_api() -> Iterator[None]:
     Prefect keeps one events worker per process, bound to the API it first saw; a test that
     points a flow at its own server (tests/deploy) would leave it sending the next tests' events
     to a server that is gone, each logged as an error. The product runs one flow per process and
-    drains at exit (facelogin.cli.runs); the suite does the same per test.
+    drains at exit (facelogin.orchestration.api); the suite does the same per test.
     """
     from prefect._internal.concurrency.services import _QueueServiceBase
     from prefect.events.worker import EventsWorker

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "facelogin"
-FENCED = PACKAGE / "cli" / "runs.py"  # the one module of the package that may import Prefect
+ORCHESTRATION = PACKAGE / "orchestration"  # the one area of the package that may import Prefect
 PIPELINE = ("prefect", "pymongo", "boto3", "botocore")
 
 
@@ -31,15 +31,20 @@ def loaded_after(code: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def imports_of(path: Path) -> set[str]:
-    """Top-level names imported anywhere in a file, including inside functions."""
+def modules_imported_by(path: Path) -> set[str]:
+    """Dotted names of the modules imported anywhere in a file, including inside functions."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
+
+
+def imports_of(path: Path) -> set[str]:
+    """Top-level names imported anywhere in a file, including inside functions."""
+    return {name.split(".")[0] for name in modules_imported_by(path)}
 
 
 def sources(*folders: str) -> list[Path]:
@@ -69,9 +74,59 @@ def test_the_web_app_loads_no_prefect() -> None:
     assert "starlette" in loaded and "prefect" not in loaded
 
 
-def test_only_the_fenced_module_of_the_package_imports_prefect() -> None:
-    importing = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py") if "prefect" in imports_of(p)}
-    assert importing == {FENCED.relative_to(ROOT).as_posix()}
+def test_only_the_orchestration_area_of_the_package_imports_prefect() -> None:
+    importing = {p for p in PACKAGE.rglob("*.py") if imports_of(p) & {"prefect", "prefect_aws"}}
+    assert importing and all(p.is_relative_to(ORCHESTRATION) for p in importing), sorted(
+        p.relative_to(ROOT).as_posix() for p in importing if not p.is_relative_to(ORCHESTRATION)
+    )
+
+
+def test_the_orchestration_area_loads_no_prefect_until_it_is_used() -> None:
+    """The CLI imports it to answer a wrong path or a bad setting before Prefect starts."""
+    modules = [f"facelogin.orchestration.{p.stem}" for p in ORCHESTRATION.glob("[!_]*.py")]
+    loaded = loaded_after("import facelogin.orchestration, " + ", ".join(modules))
+    assert len(modules) >= 5 and "facelogin" in loaded and "prefect" not in loaded
+
+
+def test_settings_come_from_prefect_blocks_through_one_reader() -> None:
+    """The CLI and the flow read the blocks the settings name with one function: only
+    orchestration/blocks.py imports the block types that hold settings and turns them into settings."""
+    block_types = {"prefect_aws", "prefect.blocks.system"}
+    readers = set()
+    for path in sources("src", "flows", "tasks", "deployments"):
+        tree = ast.parse(path.read_text())
+        calls = {
+            n.func.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        }
+        if modules_imported_by(path) & block_types or calls & {"with_block_objects", "with_blocks"}:
+            readers.add(path.relative_to(ROOT).as_posix())
+    readers.discard("src/facelogin/settings.py")  # where with_block_objects calls with_blocks
+    assert readers == {"src/facelogin/orchestration/blocks.py"}
+    assert "facelogin.orchestration.blocks" in modules_imported_by(ROOT / "flows" / "sync_faces.py")
+
+
+def writes_environ(node: ast.AST) -> bool:
+    """`os.environ[name] = ...`, `os.environ.setdefault/update/pop(...)` or `os.putenv(...)`."""
+    if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+        return getattr(node.value, "attr", "") == "environ"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        changes = node.func.attr in {"setdefault", "update", "pop"}
+        return node.func.attr == "putenv" or (changes and getattr(node.func.value, "attr", "") == "environ")
+    return False
+
+
+def test_the_cli_hands_the_flow_parameters_not_environment_variables() -> None:
+    """No command writes os.environ for the flow to read back: the flow is given its parameters
+    (the one marker of a temporary API is set by orchestration/api.py, for the server's lifetime)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"  # type: ignore[attr-defined]
+        for path in (PACKAGE / "cli").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if writes_environ(node)
+    ]
+    assert offenders == []
 
 
 def test_the_login_code_never_imports_pymongo_prefect_or_boto3_itself() -> None:

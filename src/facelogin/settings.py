@@ -217,8 +217,9 @@ class Settings(BaseSettings):
         description="`facelogin login` records each decision in MongoDB (`logins`), so a login at the "
         "Pi shows on the web profile page.",
     )
-    # Settings from Prefect blocks, read at run time by the flow (tasks/blocks.py) and by the CLI
-    # (cli/runs.py); the environment's FACELOGIN_BUCKET / FACELOGIN_MONGODB_URI win when also set.
+    # Settings from Prefect blocks, read at run time by the flow and by the CLI through one reader
+    # (orchestration/blocks.py); the environment's FACELOGIN_BUCKET / FACELOGIN_MONGODB_URI win
+    # when also set.
     s3_block: str | None = Field(
         None, description="Name of a prefect-aws S3Bucket block: the bucket and its AwsCredentials."
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from facelogin.adapters.embedded import free_port
-from facelogin.cli.runs import START_LOCK
+from facelogin.orchestration.api import START_LOCK
 from tests.cli.test_cli import facelogin
 from tests.conftest import AWS_ENV
 from tests.servers import MotoServer

@@ -228,9 +228,10 @@ def test_an_unexpected_crash_is_exit_2_not_1(tmp_path: Path) -> None:
         "import sys, facelogin.cli.status as s\n"
         "def boom(*a, **k): raise RuntimeError('boom')\n"
         "s.local_time = boom\n"
-        "import facelogin.cli.runs as r; r.api_health = lambda: None; r.last_run = lambda: None\n"
-        "r.api_url = lambda: 'http://127.0.0.1:9/api'; r.read_deployment = lambda name: None\n"
-        "r.next_run = lambda: (__import__('datetime').datetime.now(__import__('datetime').UTC), 'UTC')\n"
+        "import facelogin.orchestration.api as a, facelogin.orchestration.deployments as d\n"
+        "a.api_health = lambda: None; a.api_url = lambda: 'http://127.0.0.1:9/api'\n"
+        "d.last_run = lambda: None; d.read_deployment = lambda name: None\n"
+        "d.next_run = lambda: (__import__('datetime').datetime.now(__import__('datetime').UTC), 'UTC')\n"
         "sys.argv = ['facelogin', 'status']\n"
         "from facelogin.cli import main; main()"
     )

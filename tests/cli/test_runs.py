@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facelogin.cli.runs import START_LOCK, TemporaryServer
+from facelogin.orchestration.api import START_LOCK, TemporaryServer
 
 pytestmark = pytest.mark.slow
 

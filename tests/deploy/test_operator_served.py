@@ -21,7 +21,7 @@ import pytest
 from pymongo import MongoClient
 
 from facelogin.adapters.embedded import NxServer
-from facelogin.cli.runs import trigger_sync, wait_for_run
+from facelogin.orchestration.triggers import trigger_sync, wait_for_run
 from tests.conftest import s3_for
 from tests.deploy.conftest import BIN, ROOT, PrefectServer, stop_process, table_artifact
 from tests.deploy.test_served import _wait_deployments

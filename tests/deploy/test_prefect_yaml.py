@@ -101,7 +101,10 @@ def test_deploy_all_creates_both_deployments(deployed: PrefectServer, prefect_cl
             "dry_run",
             "allow_removals",
             "prune",
+            "state_dir",
         }
+        # A deployment's run has no CLI to give them: every parameter falls back to the worker's settings.
+        assert not d.parameter_openapi_schema.get("required")
         assert d.pull_steps == [
             {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $FACELOGIN_HOME }}"}}
         ]
@@ -115,7 +118,7 @@ def test_a_process_worker_runs_sync_now_from_the_pool(
     deployed: PrefectServer, prefect_client: Any, faces: Path, tmp_path: Path, moto: MotoServer, nx: NxServer,
     bucket: str, database: str,
 ) -> None:  # fmt: skip
-    from facelogin.cli.runs import trigger_sync, wait_for_run
+    from facelogin.orchestration.triggers import trigger_sync, wait_for_run
 
     images = tmp_path / "images"
     shutil.copytree(faces / "images" / "Biden", images / "Biden")

@@ -24,7 +24,7 @@ from pymongo import MongoClient
 
 from facelogin.adapters.embedded import NxServer
 from facelogin.bundle import read_bundle
-from facelogin.cli.runs import trigger_sync, wait_for_run
+from facelogin.orchestration.triggers import trigger_sync, wait_for_run
 from tests.conftest import AWS_ENV, s3_for
 from tests.deploy.conftest import (
     BIN,

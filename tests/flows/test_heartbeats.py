@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from facelogin.cli.runs import heartbeats_not_waited_for
+from facelogin.orchestration.runs import heartbeats_not_waited_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 

@@ -58,11 +58,11 @@ def load_settings(
     for message in settings.deprecations:
         typer.secho(f"warning: {message}", fg="yellow", err=True)
     if blocks and settings.block_names:
-        from facelogin.cli import runs
+        from facelogin.orchestration.blocks import BlockError, settings_with_blocks
 
         try:
-            settings = runs.settings_with_blocks(settings)
-        except runs.BlockError as exc:
+            settings = settings_with_blocks(settings)
+        except BlockError as exc:
             fail(command, str(exc), as_json, **(failure or {}))
     return settings
 

@@ -99,10 +99,10 @@ def _settings(checks: list[Check]) -> Any:
     for message in settings.deprecations:
         checks.append(Check("settings", WARN, message, "rename it in the environment or /etc/facelogin/env"))
     if settings.block_names:
-        from facelogin.cli import runs
+        from facelogin.orchestration.blocks import settings_with_blocks
 
         try:
-            settings = runs.settings_with_blocks(settings)
+            settings = settings_with_blocks(settings)
         except Exception as exc:  # noqa: BLE001 - BlockError, or an API that does not answer
             checks.append(Check("settings", FAIL, f"blocks: {exc}", "create the block or fix its name"))
             return None
@@ -189,9 +189,9 @@ def _store(settings: Any) -> Check:
 
 
 def _prefect() -> list[Check]:
-    from facelogin.cli import runs
+    from facelogin.orchestration import api, deployments
 
-    if not runs.api_url():
+    if not api.api_url():
         return [
             Check(
                 "Prefect API",
@@ -201,16 +201,16 @@ def _prefect() -> list[Check]:
                 "prefect server start, then export PREFECT_API_URL=http://127.0.0.1:4200/api",
             )
         ]
-    if problem := runs.api_health():
+    if problem := api.api_health():
         return [
             Check(
                 "Prefect API", FAIL, problem, "start the server (prefect server start) or fix PREFECT_API_URL"
             )
         ]
-    checks = [Check("Prefect API", PASS, f"{runs.api_url()} answers")]
-    for name in (runs.NIGHTLY, runs.SYNC_NOW):
+    checks = [Check("Prefect API", PASS, f"{api.api_url()} answers")]
+    for name in (deployments.NIGHTLY, deployments.SYNC_NOW):
         try:
-            info = runs.read_deployment(name)
+            info = deployments.read_deployment(name)
         except Exception as exc:  # noqa: BLE001
             checks.append(Check("deployment", FAIL, f"{name}: {exc}"))
             continue
@@ -224,7 +224,7 @@ def _prefect() -> list[Check]:
                 )
             )
             continue
-        poll = runs.polling(info)
+        poll = deployments.polling(info)
         if poll.ok:
             checks.append(Check("deployment", PASS, poll.detail))
         else:

@@ -116,7 +116,13 @@ def _sync_now(
     username: str, root: Any, out: dict[str, Any], wait: bool, timeout: float, as_json: bool
 ) -> None:
     """Start the `sync-now` deployment for the new photos and, with --wait, follow it to its end."""
-    from facelogin.cli.runs import NothingPolling, TriggerError, read_run, trigger_sync, wait_for_run
+    from facelogin.orchestration.triggers import (
+        NothingPolling,
+        TriggerError,
+        read_run,
+        trigger_sync,
+        wait_for_run,
+    )
 
     # The run reads exactly where the photos were written (the deployment's own root needs no telling).
     parameters = {} if root.path == root.deployment_root else {"images": str(root.path)}

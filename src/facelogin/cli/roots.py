@@ -97,12 +97,12 @@ def _is_checkout(folder: Path) -> bool:
 
 def _deployment_root(relative: Path) -> tuple[Path, str] | None:
     """The root the sync-now deployment reads, when a Prefect API is configured and says so."""
-    from facelogin.cli import runs
+    from facelogin.orchestration import api, deployments
 
-    if not runs.api_url() or runs.api_health() is not None:
+    if not api.api_url() or api.api_health() is not None:
         return None
     try:
-        info = runs.read_deployment(runs.SYNC_NOW)
+        info = deployments.read_deployment(deployments.SYNC_NOW)
     except Exception:  # noqa: BLE001 - an API that does not answer tells nothing; the caller decides
         return None
-    return runs.deployment_images(info, relative) if info is not None else None
+    return deployments.deployment_images(info, relative) if info is not None else None

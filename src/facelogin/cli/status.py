@@ -28,27 +28,27 @@ def status(
     bundle it published. Exit 0 the last run completed (or none has run yet), 1 it did not
     complete, 2 error (a server that does not answer).
     """
-    from facelogin.cli import runs
     from facelogin.cli.common import echo_json, fail, load_settings
     from facelogin.cli.roots import images_root
+    from facelogin.orchestration import api, deployments
 
     settings = load_settings("status", as_json, blocks=False)
     root = images_root(None, settings)
     if not as_json:
         typer.echo(root.line, err=True)
-    if not runs.api_url():
+    if not api.api_url():
         _local_status(settings, root, as_json)
-    if problem := runs.api_health():
+    if problem := api.api_health():
         fail(
             "status", f"{problem}: status is read from the Prefect server that runs the deployments", as_json
         )
     try:
-        last = runs.last_run()
-        upcoming = runs.next_run()
+        last = deployments.last_run()
+        upcoming = deployments.next_run()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback
-        fail("status", f"cannot read runs from {runs.api_url()}: {type(exc).__name__}: {exc}", as_json)
+        fail("status", f"cannot read runs from {api.api_url()}: {type(exc).__name__}: {exc}", as_json)
     completed = last is None or last.state == "COMPLETED"
-    out: dict[str, Any] = {"ok": completed, "api": runs.api_url(), "images_root": root.as_dict(),
+    out: dict[str, Any] = {"ok": completed, "api": api.api_url(), "images_root": root.as_dict(),
                            "last_run": None, "next_nightly": None}  # fmt: skip
     if last is not None:
         out["last_run"] = {

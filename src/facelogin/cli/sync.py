@@ -47,12 +47,12 @@ def sync(
     Exit code 0 synced, 1 some photos could not be synced (the others were), 2 nothing was changed
     (a path, a setting or a server to fix first; the message says which).
     """
-    from facelogin.cli import runs
     from facelogin.cli.roots import images_root
+    from facelogin.orchestration.runs import quiet_prefect_console
 
     show_progress = not as_json and sys.stderr.isatty()
     if as_json or show_progress:
-        runs.quiet_prefect_console()
+        quiet_prefect_console()
     overrides = {} if images is None else {"images": images}
     settings = load_settings("sync", as_json, blocks=False, failure={"summary": None}, **overrides)
     root = images_root(images, settings)
@@ -119,7 +119,7 @@ def run_checked(
     progress: bool = False,
     root: Any = None,
 ) -> Any:
-    """Check the images root, store and MongoDB, then run the flow here; the run (runs.SyncRun), or exit 1/2.
+    """Check the images root, store and MongoDB, then run the flow here; the run (a SyncRun), or exit 1/2.
 
     Mistakes are found before Prefect starts: in seconds, not after half a minute. Every run but a
     dry run is recorded in the state directory (facelogin.sync.lastrun), whatever its end: the other
@@ -128,7 +128,8 @@ def run_checked(
     stderr), and goes into the --json error output.
     """
     from facelogin.adapters import connect
-    from facelogin.cli import runs
+    from facelogin.orchestration import api, runs
+    from facelogin.orchestration.blocks import BlockError, settings_with_blocks
     from facelogin.sync.guard import SyncRefused, check_images_root, check_remote
     from facelogin.sync.outcome import SyncError
 
@@ -141,25 +142,22 @@ def run_checked(
 
     try:
         check_images_root(settings.images, allow_empty=bool(parameters.get("prune")))
-        checked = runs.settings_with_blocks(settings)
+        checked = settings_with_blocks(settings)
         check_remote(checked.embedded_store, checked.embedded_catalog, checked.require_remote, False,
                      connect.where(checked))  # fmt: skip
         connect.check_store(checked)
         connect.check_catalog(checked)
         if root is not None and not as_json:
             typer.echo(root.line, err=True)
-        # The flow runs in the project directory: paths given here are relative to where we are.
-        if not settings.state_dir.is_absolute():
-            os.environ["FACELOGIN_STATE_DIR"] = str(settings.state_dir.resolve())
         with (
             hold_local_parts(checked, bool(parameters.get("dry_run")), parameters) as meanwhile,
-            runs.local_prefect_api(meanwhile=meanwhile),
+            api.local_prefect_api(meanwhile=meanwhile),
             progress_bars(progress),
         ):
             if as_json or progress:
                 runs.quiet_run_logs()
-            run = runs.run_sync({"images": str(settings.images.resolve()), **parameters})
-    except (SyncRefused, runs.BlockError) as exc:
+            run = runs.run_sync(runs.sync_parameters(settings, **parameters))
+    except (SyncRefused, BlockError) as exc:
         failed(str(exc), None, ERROR)
     except SyncError as exc:  # what it did is in the summary; nothing at all when not `changed`
         failed(str(exc), exc.summary, REJECTED if exc.changed else ERROR)
@@ -224,7 +222,7 @@ def hold_local_parts(
     A dry run changes nothing and takes no lock.
     """
     from facelogin.adapters.connect import catalog_server
-    from facelogin.cli import runs
+    from facelogin.orchestration.runs import load_sync_flow
     from facelogin.sync.lock import state_lock
 
     def waiting(pid: int | None) -> None:
@@ -241,7 +239,7 @@ def hold_local_parts(
             local = held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
             if not dry_run:  # a dry run reports a refusal instead
                 check_removals_early(local, parameters)
-            runs.load_sync_flow()
+            load_sync_flow()
 
         yield meanwhile
 

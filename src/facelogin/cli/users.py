@@ -297,11 +297,11 @@ def remove(
             echo_json(out)
         raise typer.Exit(OK)
 
-    from facelogin.cli import runs
     from facelogin.cli.sync import run_checked
+    from facelogin.orchestration.runs import quiet_prefect_console
 
     if as_json:
-        runs.quiet_prefect_console()
+        quiet_prefect_console()
     summary = run_checked(
         settings.model_copy(update={"images": root.path}), {"allow_removals": 1}, as_json
     ).summary
