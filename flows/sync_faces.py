@@ -27,10 +27,11 @@ from facelogin.orchestration.blocks import settings_with_blocks
 from facelogin.settings import TEMPORARY_API_ENV, Settings, load_settings
 from facelogin.sync.discover import Discovery
 from facelogin.sync.guard import SyncRefused, check_images_root, check_remote, check_removals
-from facelogin.sync.identity import check_identities
-from facelogin.sync.outcome import RunResults, Summary, SyncError, summarize
-from facelogin.sync.plan import plan_for
+from facelogin.sync.identity import IdentityCheck, check_identities
+from facelogin.sync.outcome import Summary, SyncError, collect_outcome, summarize
+from facelogin.sync.plan import Plan, plan_for
 from facelogin.sync.preview import preview
+from facelogin.sync.stages import Jobs, Thumbnailed, Trained, Uploaded
 from facelogin.sync.transfer import clear_staging
 from tasks.bundle import publish_bundle
 from tasks.catalog import (
@@ -138,39 +139,41 @@ def _stages(
         recorded = done.recorded = catalog.photos
         plan = plan_for(found, recorded, settings.thumb_sizes, settings.thumbs_prefix, full=full)
         check_removals(len(recorded), plan.removed_users, allow_removals, prune, settings.max_removal_share)
-        run = done.run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
-        cached = load_encodings(settings, bulk(run.shas_to_encode())) if plan.todo and not full else {}
+        done.plan = plan
+        jobs = Jobs.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
+        cached = load_encodings(settings, bulk(jobs.shas_to_encode())) if plan.todo and not full else {}
     logger.info(
         "%d users, %d photos: %d to process, %d unchanged, %d rejected earlier",
         len(found.users), len(found.photos), len(plan.todo), len(plan.unchanged), len(plan.kept_rejected),
     )  # fmt: skip
 
     with stage("train"):  # the local encoders stage the thumbnails of the photos they accept
-        photos = run.to_encode(cached)
-        along = run.thumbnails_along(photos) if stages_thumbnails(settings) else {}
-        thumbnails = start_thumbnails(run.thumbnail_jobs(along), staging, settings.detect_max_side)
-        results, staged = encode_photos(settings, photos, along)
-        new = run.add_encodings(results)
-        if new:
-            save_encodings(settings, bulk(new), model)
+        photos = jobs.to_encode(cached)
+        along = jobs.thumbnails_along(photos) if stages_thumbnails(settings) else {}
+        thumbnails = start_thumbnails(jobs.thumbnail_jobs(along), staging, settings.detect_max_side)
+        trained = done.trained = encode_photos(settings, photos, along, cached)
+        if trained.encodings:
+            save_encodings(settings, bulk(dict(trained.encodings)), model)
 
+    identity: IdentityCheck | None = None
     with stage("identity"):
         if plan.todo:  # one person per user, one user per person: checked whenever photos changed
-            known = cached | load_encodings(settings, bulk(run.identity_shas(cached)))
-            run.add_identity(check_identities(run.identity_candidates(known)))
+            known = cached | load_encodings(settings, bulk(jobs.identity_shas(cached, trained)))
+            identity = done.identity = check_identities(jobs.identity_candidates(known, trained))
 
     with stage("thumbnails"):  # what is left of it once the encoders are done
-        finish_thumbnails(thumbnails, run, staged, staging)
+        thumbnailed = done.thumbnailed = finish_thumbnails(thumbnails, jobs, trained, identity, staging)
 
     with stage("upload"):
-        run.add_uploads(upload_all(settings, run.upload_jobs(), staging))
+        failed = upload_all(settings, jobs.upload_jobs(thumbnailed), staging)
+        uploaded = done.uploaded = jobs.uploaded(thumbnailed, failed)
 
     with stage("upsert"):
-        outcome = run.outcome(found.users, recorded)
+        outcome = collect_outcome(plan, found.users, recorded, trained, thumbnailed, identity, uploaded)
         upserted = done.upserted = upsert_users(settings, bulk(outcome), bulk(catalog.digests))
         stale = outcome.stale_keys(recorded)
         deleted = done.deleted = delete_objects(settings, bulk(stale)) if stale else 0
-        changed = plan.todo or plan.removed_users or stale or run.identity
+        changed = plan.todo or plan.removed_users or stale  # the identity checks run only with plan.todo
         removed = done.removed = (
             remove_users(settings, plan.removed_users, bulk(outcome.kept_shas)) if changed else 0
         )
@@ -180,10 +183,10 @@ def _stages(
         bundle = publish_bundle(settings, bulk(outcome), created, model)
 
     summary = summarize(
-        found, run, outcome, upserted=upserted, removed_users=removed, deleted_objects=deleted,
+        found, plan, outcome, upserted=upserted, removed_users=removed, deleted_objects=deleted,
         store=store, bundle=bundle, seconds=stage.seconds, where=where(settings), warnings=warnings,
     )  # fmt: skip
-    for conflict in run.conflicts:
+    for conflict in outcome.conflicts:
         logger.warning(
             "identity %s: %s (d=%s)", conflict["kind"], " and ".join(conflict["users"]), conflict["distance"]
         )
@@ -194,9 +197,9 @@ def _stages(
     )  # fmt: skip
     if not os.environ.get(TEMPORARY_API_ENV):  # a temporary API's artifacts go when the command ends
         publish_report(bulk(summary))
-    if run.errors:
-        listed = "; ".join(f"{e['file']}: {e['error']}" for e in run.errors[:5])
-        raise SyncError(f"{len(run.errors)} photo(s) could not be synced: {listed}", summary)
+    if outcome.errors:
+        listed = "; ".join(f"{e['file']}: {e['error']}" for e in outcome.errors[:5])
+        raise SyncError(f"{len(outcome.errors)} photo(s) could not be synced: {listed}", summary)
     return summary
 
 
@@ -238,12 +241,17 @@ class _Stopwatch:
 
 @dataclass
 class _Done:
-    """What a run has done so far: the summary of a run that stops half-way."""
+    """What a run has done so far, each stage's value as it returns: the summary of a run that stops
+    half-way."""
 
     store: str
     found: Discovery | None = None
     recorded: dict[str, dict[str, dict[str, Any]]] | None = None
-    run: RunResults | None = None
+    plan: Plan | None = None
+    trained: Trained | None = None
+    identity: IdentityCheck | None = None
+    thumbnailed: Thumbnailed | None = None
+    uploaded: Uploaded | None = None
     upserted: int = 0
     deleted: int = 0
     removed: int = 0
@@ -255,11 +263,12 @@ class _Done:
         and the summary of what was done (None before discovery). Before any write (discovery),
         nothing was changed."""
         message = f"{stage.current} stopped: {failure_message(exc, settings)}"
-        if self.found is None or self.run is None or self.recorded is None:
+        if self.found is None or self.plan is None or self.recorded is None:
             return SyncError(message, None, changed=False)
-        outcome = self.run.outcome(self.found.users, self.recorded)
+        outcome = collect_outcome(self.plan, self.found.users, self.recorded, self.trained, self.thumbnailed,
+                                  self.identity, self.uploaded)  # fmt: skip
         summary = summarize(
-            self.found, self.run, outcome, upserted=self.upserted, removed_users=self.removed,
+            self.found, self.plan, outcome, upserted=self.upserted, removed_users=self.removed,
             deleted_objects=self.deleted, store=self.store, bundle=None, seconds=stage.seconds,
             where=where(settings), warnings=warnings,
         )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
@@ -14,6 +15,7 @@ from facelogin.settings import Settings
 from facelogin.sync import encoders, progress
 from facelogin.sync.discover import Photo
 from facelogin.sync.plan import batch_label, batches
+from facelogin.sync.stages import Trained, collect_training
 from facelogin.sync.transfer import encode_and_stage
 from tasks.policy import PLAIN, outcome_of
 
@@ -121,7 +123,7 @@ def stages_thumbnails(settings: Settings) -> bool:
     return settings.task_runner != "dask"
 
 
-Trained = tuple[faces.FaceResult, str | None]  # a face result; None or why its thumbnails are not staged
+PhotoTrained = tuple[faces.FaceResult, str | None]  # a face result; None or why its thumbnails are not staged
 
 
 @task(task_run_name="encode-{label}", **PLAIN)
@@ -133,7 +135,7 @@ def encode_faces(
     processes: Executor | None = None,
     thumbnails: dict[str, list[dict[str, str]]] | None = None,
     staging: str = "",
-) -> list[Trained]:
+) -> list[PhotoTrained]:
     """Detect the single face in each photo and compute its 128-d encoding, or say why not.
 
     With `thumbnails` (a photo's path -> the keys per size to stage it under), an accepted photo's
@@ -154,16 +156,20 @@ def encode_faces(
 
 
 def encode_photos(
-    settings: Settings, photos: list[Photo], thumbnails: dict[str, list[dict[str, str]]] | None = None
-) -> tuple[dict[str, faces.FaceResult], dict[str, str | None]]:
-    """Encode each photo in batches fanned out over every core (or Dask); content hash -> result.
+    settings: Settings,
+    photos: list[Photo],
+    thumbnails: dict[str, list[dict[str, str]]] | None = None,
+    cached: Iterable[str] = (),
+) -> Trained:
+    """Encode each photo in batches fanned out over every core (or Dask): the training stage's value,
+    each content's verdict (those `cached`, already stored, count as encoded) and new encodings.
 
-    With `thumbnails` (see `encode_faces`), also returns, per content hash whose thumbnails the
+    With `thumbnails` (see `encode_faces`), it also says, per content hash whose thumbnails the
     encoders staged, None or why they could not. A batch whose task failed outright gives each of
     its photos a rejection naming the error, so one failure never stops the others.
     """
     if not photos:
-        return {}, {}
+        return collect_training(cached, {})
     runner = encoding_runner(settings)
     with runner:
         workers = settings.encode_workers or os.cpu_count() or 1
@@ -198,4 +204,4 @@ def encode_photos(
                 results[photo.sha256], problem = value[i]
                 if thumbnails and photo.path in thumbnails and results[photo.sha256].status == faces.ENCODED:
                     staged[photo.sha256] = problem
-    return results, staged
+    return collect_training(cached, results, staged)

@@ -7,7 +7,8 @@ from pathlib import Path
 from prefect import task
 from prefect.futures import PrefectFuture
 
-from facelogin.sync.outcome import RunResults
+from facelogin.sync.identity import IdentityCheck
+from facelogin.sync.stages import Jobs, Thumbnailed, ThumbnailTask, Trained
 from facelogin.sync.transfer import discard_staged, stage_thumbnails
 from tasks.policy import PLAIN, bulk, outcome_of
 
@@ -52,19 +53,16 @@ def start_thumbnails(
 
 def finish_thumbnails(
     started: list[tuple[list[str], PrefectFuture[dict[str, str | None]]]],
-    run: RunResults,
-    along: dict[str, str | None],
+    jobs: Jobs,
+    trained: Trained,
+    identity: IdentityCheck | None,
     staging: str,
-) -> None:
-    """Record every user's thumbnails: the tasks' (`started`) and the encoders' (`along`, per content).
+) -> Thumbnailed:
+    """Every user's thumbnails: the tasks' (`started`) and the encoders' (`trained.thumbnails`).
 
     Staged thumbnails no longer wanted (their photo was rejected) are dropped from the staging area.
     """
-    done: set[str] = set()
-    for users, future in started:
-        problems, error = outcome_of(future)
-        for user in users:
-            done.add(user)
-            discard_staged(Path(staging), run.add_thumbnails(user, problems, error, along))
-    for user in sorted({p.username for p in run.plan.todo} - done):  # every photo staged by the encoders
-        discard_staged(Path(staging), run.add_thumbnails(user, {}, None, along))
+    tasks: list[ThumbnailTask] = [(users, *outcome_of(future)) for users, future in started]
+    thumbnailed = jobs.thumbnailed(tasks, trained, identity)
+    discard_staged(Path(staging), thumbnailed.discard)
+    return thumbnailed

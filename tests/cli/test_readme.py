@@ -10,7 +10,7 @@ import typer
 
 from facelogin.cli import app
 from facelogin.sync.discover import Discovery
-from facelogin.sync.outcome import RunResults, summarize
+from facelogin.sync.outcome import collect_outcome, summarize
 from facelogin.sync.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +49,9 @@ def test_the_sync_json_keys_in_the_readme_are_the_summary_keys() -> None:
     paragraph = re.search(r"`--json` prints one JSON object:(.*?)\n\n", ALL_TEXT, flags=re.DOTALL)
     assert paragraph is not None, "docs/ no longer describe `facelogin sync --json`"
     listed = set(re.findall(r"`(\w+)`", paragraph.group(1)))
-    run = RunResults(Plan(), {})
     counts = {"upserted": 0, "removed_users": 0, "deleted_objects": 0}
-    summary = summarize(Discovery(), run, run.outcome({}, {}), **counts, store="", bundle={}, seconds={})
+    outcome = collect_outcome(Plan(), {}, {})
+    summary = summarize(Discovery(), Plan(), outcome, **counts, store="", bundle={}, seconds={})
     assert listed == set(summary)
 
 

@@ -7,6 +7,7 @@ import pytest
 from facelogin.sync.discover import Photo
 from facelogin.sync.outcome import collect_outcome, photo_record, stale_keys, user_document
 from facelogin.sync.plan import expected_thumbs, plan_sync
+from facelogin.sync.stages import Trained, Uploaded
 
 SIZES = [128, 256]
 
@@ -71,8 +72,9 @@ def test_outcome_records_failed_uploads_without_thumbnails() -> None:
     verdicts = {"s1": ("encoded", None), "s2": ("rejected", "2 faces found")}
     uploaded = {}  # a1's upload failed
     out = collect_outcome(
-        {"Ann": [A1, A2], "Bob": [B1]}, plan, {"Bob": {"b1.jpg": done(B1)}}, verdicts, uploaded
-    )
+        plan, {"Ann": [A1, A2], "Bob": [B1]}, {"Bob": {"b1.jpg": done(B1)}}, Trained(verdicts),
+        uploaded=Uploaded(uploaded),
+    )  # fmt: skip
     ann = {r["filename"]: r for r in out.records["Ann"]}
     assert ann["a1.jpg"]["status"] == "encoded" and ann["a1.jpg"]["thumbs"] == {}
     assert ann["a2.jpg"]["reason"] == "2 faces found"
@@ -135,7 +137,7 @@ def test_thumbnails_sharing_a_key_under_the_old_rule_are_both_redone_under_uniqu
     assert new["face.png"] == {str(s): f"thumbs/{s}/Ann/face.png.jpg" for s in SIZES}
     verdicts = {"s1": ("encoded", None), "s2": ("encoded", None)}
     uploaded = {f"Ann/{name}": keys for name, keys in new.items()}
-    out = collect_outcome({"Ann": [jpg, png]}, plan, recorded, verdicts, uploaded)
+    out = collect_outcome(plan, {"Ann": [jpg, png]}, recorded, Trained(verdicts), uploaded=Uploaded(uploaded))
     assert out.stale_keys(recorded) == []  # face.jpg's keys are still in use
     # The next run finds nothing to do.
     again = {"Ann": {r["filename"]: r for r in out.records["Ann"]}}
@@ -156,7 +158,9 @@ def test_keys_of_the_old_rule_become_stale_once_redone() -> None:
     assert plan.todo == [png, jpeg]
     uploaded = {p.ref: expected_thumbs(p, SIZES, "thumbs") for p in plan.todo}
     verdicts = {"s2": ("encoded", None), "s3": ("encoded", None)}
-    out = collect_outcome({"Ann": [png, jpeg]}, plan, recorded, verdicts, uploaded)
+    out = collect_outcome(
+        plan, {"Ann": [png, jpeg]}, recorded, Trained(verdicts), uploaded=Uploaded(uploaded)
+    )
     assert out.stale_keys(recorded) == sorted(f"thumbs/{s}/Ann/{n}.jpg" for s in SIZES for n in "bc")
 
 
@@ -173,7 +177,7 @@ def test_a_photo_whose_thumbnail_key_is_taken_is_rejected_naming_the_other(recor
     assert plan.todo == [jpg]
     reason = "its thumbnail would overwrite that of x.png.jpg (both named x.png.jpg): rename one of the two"
     assert plan.clashes == [(png, reason)]
-    out = collect_outcome({"Ann": [png, jpg]}, plan, recorded, {"s2": ("encoded", None)}, {})
+    out = collect_outcome(plan, {"Ann": [png, jpg]}, recorded, Trained({"s2": ("encoded", None)}))
     assert [(r["filename"], r["status"], r["reason"]) for r in out.records["Ann"]] == [
         ("x.png", "rejected", reason),
         ("x.png.jpg", "encoded", None),
@@ -197,7 +201,7 @@ def test_unreadable_users_and_photos_are_held_as_recorded_not_removed() -> None:
     assert plan.held_users == ["Bob"]
     assert plan.held == {"Bob": [done(B1)], "Ann": [done(a3)]}
     assert plan.unchanged == [A1] and plan.todo == []
-    out = collect_outcome(users, plan, recorded, {}, {})
+    out = collect_outcome(plan, users, recorded)
     assert out.records == {"Ann": [done(A1), done(a3)], "Bob": [done(B1)]}
     assert out.held_users == {"Bob"}
     assert [d["username"] for d in out.documents({}, lambda k: None)] == ["Ann"]  # Bob's stays as it is

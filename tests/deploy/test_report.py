@@ -38,11 +38,13 @@ def test_rows_from_the_flow_planner_fit_the_table(tmp_path: Any) -> None:
     from facelogin.sync.discover import Photo
     from facelogin.sync.outcome import collect_outcome, user_rows
     from facelogin.sync.plan import plan_sync
+    from facelogin.sync.stages import Trained, Uploaded
 
     ann = [Photo("Ann", f"ann_0{i}.jpg", str(tmp_path / f"ann_0{i}.jpg"), f"a{i}", 10) for i in (1, 2)]
     plan = plan_sync({"Ann": ann}, {}, [128], "thumbs")
     verdicts = {"a1": ("encoded", None), "a2": ("rejected", "no face found")}
-    outcome = collect_outcome({"Ann": ann}, plan, {}, verdicts, {"Ann/ann_01.jpg": {"128": "k"}})
+    uploaded = Uploaded({"Ann/ann_01.jpg": {"128": "k"}})
+    outcome = collect_outcome(plan, {"Ann": ann}, {}, Trained(verdicts), uploaded=uploaded)
 
     (row,) = report_rows(user_rows(outcome, plan, {"a1"}, {"Ann/ann_01.jpg": {"128": "k"}}))
 

@@ -15,8 +15,9 @@ from facelogin.adapters.stores import StoreError
 from facelogin.bundle import read_bundle
 from facelogin.faces import ENCODED, REJECTED, FaceResult
 from facelogin.settings import Settings
-from facelogin.sync.outcome import RunResults
+from facelogin.sync.outcome import collect_outcome
 from facelogin.sync.plan import plan_sync
+from facelogin.sync.stages import Jobs, collect_training
 from tasks.bundle import publish_bundle
 from tasks.catalog import load_catalog, load_encodings, remove_users, save_encodings, upsert_users
 from tasks.discover import discover_photos
@@ -168,15 +169,13 @@ def test_upload_task_runs_are_named_for_the_users_they_carry() -> None:
 def test_catalog_tasks_round_trip(settings: Settings, images: Path, sync_env: dict[str, str]) -> None:
     found = discover_photos.fn(str(images))
     plan = plan_sync(found.users, {}, settings.thumb_sizes, settings.thumbs_prefix)
-    run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
-    run.to_encode([])
-    run.add_encodings({p.sha256: FaceResult(ENCODED, encoding=[0.5] * 128) for p in plan.todo})
-    for user in found.users:
-        run.add_thumbnails(user, {}, None)
-    run.add_uploads({})
-    outcome = run.outcome(found.users, {})
+    jobs = Jobs.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
+    trained = collect_training([], {p.sha256: FaceResult(ENCODED, encoding=[0.5] * 128) for p in plan.todo})
+    thumbnailed = jobs.thumbnailed([(list(found.users), {}, None)], trained, None)
+    uploaded = jobs.uploaded(thumbnailed, {})
+    outcome = collect_outcome(plan, found.users, {}, trained, thumbnailed, None, uploaded)
 
-    assert save_encodings.fn(settings, run.new_encodings, MODEL) == 12
+    assert save_encodings.fn(settings, dict(trained.encodings), MODEL) == 12
     assert set(load_encodings.fn(settings, [p.sha256 for p in found.photos])) == {
         p.sha256 for p in found.photos
     }
@@ -202,11 +201,9 @@ def test_publish_bundle_writes_locally_and_to_the_store_once(
 ) -> None:
     found = discover_photos.fn(str(images))
     plan = plan_sync(found.users, {}, settings.thumb_sizes, settings.thumbs_prefix)
-    run = RunResults.for_plan(plan, settings.thumb_sizes, settings.thumbs_prefix)
-    run.to_encode([])
     encodings = {p.sha256: [i / 1000] * 128 for i, p in enumerate(plan.todo)}
-    run.add_encodings({sha: FaceResult(ENCODED, encoding=e) for sha, e in encodings.items()})
-    outcome = run.outcome(found.users, {})
+    trained = collect_training([], {sha: FaceResult(ENCODED, encoding=e) for sha, e in encodings.items()})
+    outcome = collect_outcome(plan, found.users, {}, trained)
     save_encodings.fn(settings, encodings, MODEL)
 
     first = publish_bundle.fn(settings, outcome, "2026-01-01T00:00:00+00:00", MODEL)

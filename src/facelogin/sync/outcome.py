@@ -1,21 +1,21 @@
 """What came of a sync: this run's results merged with what was already recorded (pure).
 
-`RunResults` collects what the stages return as they finish (encodings, staged thumbnails,
-uploads, errors); `collect_outcome` merges that with the unchanged records into one record per
-photo; from those come the MongoDB user documents, the thumbnails to delete, the bundle's
-inputs and the run summary.
+`collect_outcome` merges the values the stages returned (sync/stages.py) with the unchanged
+records, once, into one record per photo; from those come the MongoDB user documents, the
+thumbnails to delete, the bundle's inputs and the run summary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from facelogin.faces import ENCODED, REJECTED, FaceResult
+from facelogin.faces import ENCODED, REJECTED
 from facelogin.sync.discover import KEPT, Discovery, Photo
-from facelogin.sync.identity import Candidate, IdentityCheck
-from facelogin.sync.plan import IDENTITY, Plan, expected_thumbs, is_failure
+from facelogin.sync.identity import IdentityCheck
+from facelogin.sync.plan import IDENTITY, Plan, is_failure
+from facelogin.sync.stages import Thumbnailed, Trained, Uploaded
 
 Recorded = dict[str, dict[str, dict[str, Any]]]  # username -> filename -> photo record
 StableUrl = Callable[[str], "str | None"]
@@ -120,6 +120,12 @@ class Outcome:
     records: dict[str, list[dict[str, Any]]]
     rejected: list[dict[str, str]]
     held_users: frozenset[str] = frozenset()
+    # What this run did, for the summary: contents encoded, photos uploaded (ref -> keys), errors
+    # (photos tried again next run) and the identity checks' conflicts.
+    new_encodings: frozenset[str] = frozenset()
+    uploaded: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def kept_shas(self) -> list[str]:
@@ -192,60 +198,78 @@ class Outcome:
 
 
 def collect_outcome(
-    users: dict[str, list[Photo]],
     plan: Plan,
-    recorded: dict[str, dict[str, dict[str, Any]]],
-    verdicts: dict[str, tuple[str, str | None]],
-    uploaded: dict[str, dict[str, str]],
-    identity: dict[str, str] | None = None,
+    users: dict[str, list[Photo]],
+    recorded: Recorded,
+    trained: Trained | None = None,
+    thumbnailed: Thumbnailed | None = None,
+    identity: IdentityCheck | None = None,
+    uploaded: Uploaded | None = None,
 ) -> Outcome:
-    """Merge unchanged and held records with this run's results.
+    """Merge unchanged and held records with what this run's stages returned, once.
 
-    `verdicts` maps a content hash to (status, reason); `uploaded` maps a photo ref to the
-    thumbnail keys now in the store. An encoded photo whose upload failed is recorded with
-    no thumbnails, so the next run tries it again. A photo refused for a thumbnail key clash
-    is recorded as rejected, with the reason naming the other photo. Records the plan holds
-    (unreadable folders and photos) are carried over as they were, and so is the record of a
-    photo this run failed to read (the plan tries it again next run). `identity` maps the ref of a
-    photo the identity checks left out to why: it is recorded rejected, even one synced before.
+    A stage not done (None: the run stopped before it) counts as having done nothing; a photo to
+    process with no verdict yet keeps what was synced from it, if anything. A photo whose thumbnail
+    could not be decoded is rejected, and so is its content. An encoded photo whose upload failed
+    is recorded with no thumbnails, so the next run tries it again. A photo refused for a thumbnail
+    key clash is recorded as rejected, with the reason naming the other photo. Records the plan holds
+    (unreadable folders and photos) are carried over as they were, and so is the record of a photo
+    this run failed to read (the plan tries it again next run). A photo the identity checks left
+    out is recorded rejected, even one synced before.
     """
-    identity = identity or {}
+    trained = trained or Trained()
+    thumbnailed = thumbnailed or Thumbnailed()
+    uploaded = uploaded or Uploaded()
+    verdicts = {**trained.verdicts, **{sha: (REJECTED, why) for sha, why in thumbnailed.undecodable.items()}}
+    left_out = identity.rejected if identity is not None else {}
     records: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
     rejected: list[dict[str, str]] = []
+
+    def reject(photo: Photo, reason: str, check: str | None = None) -> None:
+        records[photo.username].append(photo_record(photo, REJECTED, reason, check=check))
+        rejected.append({"file": photo.path, "reason": reason})
+
     for user, held in plan.held.items():
         records.setdefault(user, []).extend(held)
     for photo in plan.unchanged:
-        if photo.ref in identity:
-            records[photo.username].append(photo_record(photo, REJECTED, identity[photo.ref], check=IDENTITY))
-            rejected.append({"file": photo.path, "reason": identity[photo.ref]})
-            continue
-        records[photo.username].append(recorded[photo.username][photo.filename])
+        if photo.ref in left_out:
+            reject(photo, left_out[photo.ref], IDENTITY)
+        else:
+            records[photo.username].append(recorded[photo.username][photo.filename])
     for photo, reason in plan.kept_rejected + plan.clashes:
-        records[photo.username].append(photo_record(photo, REJECTED, reason))
-        rejected.append({"file": photo.path, "reason": reason})
+        reject(photo, reason)
     for photo in plan.todo:
-        status, why = verdicts[photo.sha256]
         before = recorded.get(photo.username, {}).get(photo.filename)
+        if photo.sha256 not in verdicts:  # not trained yet: a run stopped half-way
+            if before is not None:
+                records[photo.username].append(before)
+            continue
+        status, why = verdicts[photo.sha256]
         if status == REJECTED and is_failure(why) and before is not None:
             records[photo.username].append(before)  # a read failure is no verdict: keep what was synced
             rejected.append({"file": photo.path, "reason": f"{why}: {KEPT}"})
         elif status == REJECTED:
-            records[photo.username].append(photo_record(photo, REJECTED, why))
-            rejected.append({"file": photo.path, "reason": str(why)})
-        elif photo.ref in identity:
-            records[photo.username].append(photo_record(photo, REJECTED, identity[photo.ref], check=IDENTITY))
-            rejected.append({"file": photo.path, "reason": identity[photo.ref]})
+            reject(photo, str(why))
+        elif photo.ref in left_out:
+            reject(photo, left_out[photo.ref], IDENTITY)
         else:  # `why` of an encoded photo: what makes it a weak one, if anything
-            records[photo.username].append(
-                photo_record(photo, ENCODED, why, thumbs=uploaded.get(photo.ref, {}))
-            )
+            thumbs = dict(uploaded.thumbs.get(photo.ref, {}))
+            records[photo.username].append(photo_record(photo, ENCODED, why, thumbs=thumbs))
     for recs in records.values():
         recs.sort(key=lambda r: r["filename"])
-    return Outcome(dict(sorted(records.items())), rejected, frozenset(plan.held_users))
+    return Outcome(
+        dict(sorted(records.items())),
+        rejected,
+        frozenset(plan.held_users),
+        new_encodings=frozenset(trained.encodings),
+        uploaded=uploaded.thumbs,
+        errors=[*thumbnailed.errors, *uploaded.errors],
+        conflicts=identity.conflicts if identity is not None else [],
+    )
 
 
 def user_rows(
-    outcome: Outcome, plan: Plan, encoded_shas: set[str], uploaded: dict[str, dict[str, str]]
+    outcome: Outcome, plan: Plan, encoded_shas: set[str], uploaded: Mapping[str, Mapping[str, str]]
 ) -> list[dict[str, Any]]:
     """One row per user for the run report: what this run did and what is rejected, with reasons."""
     unchanged: dict[str, int] = {}
@@ -274,160 +298,6 @@ def user_rows(
     return rows
 
 
-@dataclass
-class RunResults:
-    """What this run's stages returned, merged as they finish; decides what the next stage gets."""
-
-    plan: Plan
-    thumbs: dict[str, dict[str, str]]  # photo ref -> size -> object key, for every photo to process
-    verdicts: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # sha256 -> (status, reason)
-    new_encodings: dict[str, list[float]] = field(default_factory=dict)
-    staged: dict[str, list[Photo]] = field(default_factory=dict)
-    uploaded: dict[str, dict[str, str]] = field(default_factory=dict)  # photo ref -> keys now in the store
-    errors: list[dict[str, str]] = field(default_factory=list)
-    identity: dict[str, str] = field(default_factory=dict)  # photo ref -> why the identity checks left it out
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def for_plan(cls, plan: Plan, sizes: list[int], prefix: str) -> RunResults:
-        return cls(plan, {p.ref: expected_thumbs(p, sizes, prefix) for p in plan.todo})
-
-    def shas_to_encode(self) -> list[str]:
-        return sorted({p.sha256 for p in self.plan.todo})
-
-    def thumbnail_jobs(self, along: Iterable[str] = ()) -> dict[str, dict[str, dict[str, str]]]:
-        """Per user, each photo's path -> its thumbnail keys per size, but for the photos whose content
-        the encoders stage (`along`: the paths they are given, from `thumbnails_along`)."""
-        given = set(along)
-        left_out = {p.sha256 for p in self.plan.todo if p.path in given}
-        jobs: dict[str, dict[str, dict[str, str]]] = {}
-        for photo in self.plan.todo:
-            if photo.sha256 not in left_out:
-                jobs.setdefault(photo.username, {})[photo.path] = self.thumbs[photo.ref]
-        return jobs
-
-    def thumbnails_along(self, photos: list[Photo]) -> dict[str, list[dict[str, str]]]:
-        """For the encoders to stage: per photo to encode (`to_encode`), the thumbnail keys of every
-        photo with its content (a copy under another name is staged from the same decode)."""
-        paths = {p.sha256: p.path for p in photos}
-        along: dict[str, list[dict[str, str]]] = {}
-        for photo in self.plan.todo:
-            if photo.sha256 in paths:
-                along.setdefault(paths[photo.sha256], []).append(self.thumbs[photo.ref])
-        return along
-
-    def to_encode(self, cached: Iterable[str]) -> list[Photo]:
-        """Each distinct content once, except those whose encoding is already stored (`cached`)."""
-        known = set(cached)
-        for sha in known:
-            self.verdicts[sha] = (ENCODED, None)
-        return list({p.sha256: p for p in self.plan.todo if p.sha256 not in known}.values())
-
-    def add_encodings(self, results: dict[str, FaceResult]) -> dict[str, list[float]]:
-        """Record each content's verdict; returns the new encodings to store."""
-        for sha, result in results.items():
-            self.verdicts[sha] = (result.status, result.reason if result.status != ENCODED else result.weak)
-            if result.encoding:
-                self.new_encodings[sha] = result.encoding
-        return {sha: r.encoding for sha, r in results.items() if r.encoding}
-
-    def add_thumbnails(
-        self,
-        username: str,
-        problems: dict[str, str | None] | None,
-        error: BaseException | None,
-        along: Mapping[str, str | None] | None = None,
-    ) -> list[str]:
-        """Record a user's thumbnails; returns the staged keys no longer wanted (rejected photos).
-
-        `problems` (a thumbnail task's result) maps a photo's path to None when staged or to why it
-        could not be decoded; a photo that cannot be decoded is rejected, a task that failed outright
-        is an error. `along` maps the contents the encoders staged to None, or to why they could
-        not write them (an error, tried again next run).
-        """
-        discard: list[str] = []
-        for photo in (p for p in self.plan.todo if p.username == username):
-            if self.verdicts[photo.sha256][0] != ENCODED or photo.ref in self.identity:
-                discard += self.thumbs[photo.ref].values()
-                continue
-            if along is not None and photo.sha256 in along:
-                failure = along[photo.sha256]
-                if failure is None:
-                    self.staged.setdefault(username, []).append(photo)
-                else:
-                    self.errors.append({"file": photo.path, "error": failure})
-                    discard += self.thumbs[photo.ref].values()
-                continue
-            reason = (problems or {}).get(photo.path) if error is None else f"thumbnail failed: {error}"
-            if reason is None:
-                self.staged.setdefault(username, []).append(photo)
-            elif error is None:
-                self.verdicts[photo.sha256] = (REJECTED, reason)
-            else:
-                self.errors.append({"file": photo.path, "error": reason})
-        return discard
-
-    def identity_shas(self, cached: Iterable[str]) -> list[str]:
-        """Content hashes whose stored encodings the identity checks need beyond `cached` and new ones."""
-        have = set(cached) | set(self.new_encodings)
-        accepted = [p.sha256 for p in self.plan.unchanged]
-        accepted += [
-            r["sha256"] for recs in self.plan.held.values() for r in recs if r.get("status") == ENCODED
-        ]
-        return sorted(set(accepted) - have)
-
-    def identity_candidates(self, stored: dict[str, list[float]]) -> list[Candidate]:
-        """Every photo with a face to check: those accepted before (established), this run's encoded ones."""
-        encodings = {**stored, **self.new_encodings}
-        candidates = [
-            Candidate(p.ref, p.username, p.sha256, encodings[p.sha256], established=True)
-            for p in self.plan.unchanged
-            if p.sha256 in encodings
-        ]
-        candidates += [
-            Candidate(f"{user}/{r['filename']}", user, r["sha256"], encodings[r["sha256"]], established=True)
-            for user, recs in self.plan.held.items()
-            for r in recs
-            if r.get("status") == ENCODED and r.get("sha256") in encodings
-        ]
-        candidates += [
-            Candidate(p.ref, p.username, p.sha256, encodings[p.sha256])
-            for p in self.plan.todo
-            if self.verdicts.get(p.sha256, ("",))[0] == ENCODED and p.sha256 in encodings
-        ]
-        return candidates
-
-    def add_identity(self, check: IdentityCheck) -> None:
-        """Leave out the photos the identity checks rejected (only photos of readable folders)."""
-        refs = {p.ref for p in self.plan.unchanged + self.plan.todo}
-        self.identity = {ref: why for ref, why in check.rejected.items() if ref in refs}
-        self.conflicts = check.conflicts
-
-    def upload_jobs(self) -> dict[str, list[str]]:
-        """Per user, the staged object keys to upload."""
-        return {
-            user: sorted(k for p in photos for k in self.thumbs[p.ref].values())
-            for user, photos in self.staged.items()
-        }
-
-    def add_uploads(self, failed: Mapping[str, BaseException | str]) -> None:
-        """Record the upload stage; `failed` maps each key still not in the store to its last error.
-
-        A photo counts as uploaded only when every one of its thumbnails is; the others are errors,
-        recorded without thumbnails so that the next run tries them again.
-        """
-        for photos in self.staged.values():
-            for photo in photos:
-                errors = [failed[k] for k in self.thumbs[photo.ref].values() if k in failed]
-                if errors:
-                    self.errors.append({"file": photo.path, "error": f"upload failed: {errors[0]}"})
-                else:
-                    self.uploaded[photo.ref] = self.thumbs[photo.ref]
-
-    def outcome(self, users: dict[str, list[Photo]], recorded: Recorded) -> Outcome:
-        return collect_outcome(users, self.plan, recorded, self.verdicts, self.uploaded, self.identity)
-
-
 class Summary(Mapping[str, Any]):
     """A run summary as the flow returns it: read like a dict, but not one.
 
@@ -454,7 +324,7 @@ class Summary(Mapping[str, Any]):
 
 def summarize(
     found: Discovery,
-    results: RunResults,
+    plan: Plan,
     outcome: Outcome,
     *,
     upserted: int,
@@ -472,23 +342,22 @@ def summarize(
     root, the store, MongoDB's hosts and database); `warnings` are the run's own (embedded defaults).
     """
     where = where or {}
-    plan = results.plan
     rejected = [{"file": r.path, "reason": r.reason} for r in found.rejected] + outcome.rejected
     return {
         "users": len(found.users),
         "photos": len(found.photos),
-        "encoded": len(results.new_encodings),
+        "encoded": len(outcome.new_encodings),
         "unchanged": len(plan.unchanged),
         "rejected": rejected,
         "weak": outcome.weak,
-        "uploaded": sum(len(k) for k in results.uploaded.values()),
+        "uploaded": sum(len(k) for k in outcome.uploaded.values()),
         "upserted": upserted,
         "removed_users": removed_users,
         "deleted_objects": deleted_objects,
-        "errors": results.errors,
-        "conflicts": results.conflicts,
+        "errors": outcome.errors,
+        "conflicts": outcome.conflicts,
         "bytes_read": found.bytes_read,
-        "per_user": user_rows(outcome, plan, set(results.new_encodings), results.uploaded),
+        "per_user": user_rows(outcome, plan, set(outcome.new_encodings), outcome.uploaded),
         "images": where.get("images", ""),
         "store": store,
         "catalog": where.get("catalog", ""),
