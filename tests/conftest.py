@@ -19,6 +19,7 @@ from tests.servers import (
     MotoServer,
     SeaweedServer,
     faces_root,
+    prefect_database,
     start_moto,
     start_seaweed,
     weed_binary,
@@ -85,6 +86,14 @@ def faces() -> Path:
     if root is None:
         pytest.skip("sample photos not found: set FACELOGIN_FACES or put them in ../shared/faces")
     return root
+
+
+@pytest.fixture(scope="session")
+def migrated_prefect_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty Prefect database for new PREFECT_HOMEs (tests.servers.prefect_database):
+    one per run, under the root all xdist workers share."""
+    base = tmp_path_factory.getbasetemp()
+    return prefect_database(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
 
 
 @pytest.fixture

@@ -14,17 +14,27 @@ from facelogin.adapters.connect import open_store
 from facelogin.adapters.mongo import mongo_client
 from facelogin.settings import Settings
 from facelogin.sync.outcome import user_document
+from tests.servers import seed_prefect_home
 
 
 @pytest.fixture
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    """A new user's environment: no FACELOGIN_*, AWS_* or Prefect API settings at all."""
+def first_run_env(tmp_path: Path) -> dict[str, str]:
+    """A new user's environment on a new machine: no FACELOGIN_*, AWS_* or Prefect settings, and no
+    Prefect database yet (the first command creates it)."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "AWS_", "PREFECT_"))}
     return keep | {
         "HOME": str(tmp_path / "home"),
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
+
+
+@pytest.fixture
+def clean_env(first_run_env: dict[str, str], migrated_prefect_db: Path) -> dict[str, str]:
+    """A new user's environment, no FACELOGIN_*, AWS_* or Prefect API settings, on a machine whose
+    Prefect database exists (created by an earlier command; first_run_env is the machine before)."""
+    seed_prefect_home(Path(first_run_env["PREFECT_HOME"]), migrated_prefect_db)
+    return first_run_env
 
 
 @pytest.fixture

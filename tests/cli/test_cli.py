@@ -41,8 +41,9 @@ def facelogin(*args: str, env: dict[str, str], timeout: float = 600) -> subproce
 
 @pytest.mark.slow
 def test_sync_on_embedded_defaults_from_the_cli(
-    images: Path, clean_env: dict[str, str], tmp_path: Path
+    images: Path, first_run_env: dict[str, str], tmp_path: Path
 ) -> None:
+    clean_env = first_run_env  # a new machine: the first sync also creates Prefect's database
     first = facelogin("sync", "--images", str(images), "--json", env=clean_env)
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads(first.stdout)

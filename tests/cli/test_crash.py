@@ -22,7 +22,7 @@ from pymongo import MongoClient
 from facelogin.adapters.embedded import start_nx
 from facelogin.processes import command_line, pid_alive
 from tests.conftest import AWS_ENV, s3_for
-from tests.servers import FaultyProxy, MotoServer
+from tests.servers import FaultyProxy, MotoServer, seed_prefect_home
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +51,8 @@ def descendants(pid: int) -> set[int]:
 class Sites:
     """Per name: a HOME (the embedded MongoDB in it) and a bucket behind a slow proxy, one images tree."""
 
-    def __init__(self, root: Path, images: Path, moto: MotoServer) -> None:
-        self.root, self.images, self.moto = root, images, moto
+    def __init__(self, root: Path, images: Path, moto: MotoServer, prefect_db: Path) -> None:
+        self.root, self.images, self.moto, self.prefect_db = root, images, moto, prefect_db
         self.proxies: list[FaultyProxy] = []
 
     def __call__(self, name: str, images: Path | None = None) -> dict[str, Any]:
@@ -63,18 +63,21 @@ class Sites:
         self.proxies.append(proxy)
         home = self.root / name
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOGIN_", "AWS_", "PREFECT_"))}
-        env = keep | AWS_ENV | {"HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+        prefect_home = seed_prefect_home(home / "prefect", self.prefect_db)
+        env = keep | AWS_ENV | {"HOME": str(home), "PREFECT_HOME": str(prefect_home)}
         env |= {"AWS_ENDPOINT_URL": proxy.url, "FACELOGIN_BUCKET": bucket, "FACELOGIN_IO_THREADS": "1"}
         env |= {"FACELOGIN_IMAGES": str(images or self.images), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         return {"env": env, "home": home, "bucket": bucket, "proxy": proxy}
 
 
 @pytest.fixture(scope="module")
-def sites(faces: Path, tmp_path_factory: pytest.TempPathFactory, moto: MotoServer) -> Iterator[Sites]:
+def sites(
+    faces: Path, tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, migrated_prefect_db: Path
+) -> Iterator[Sites]:
     root = tmp_path_factory.mktemp("crash")
     for user in USERS:
         shutil.copytree(faces / "images" / user, root / "images" / user)
-    made = Sites(root, root / "images", moto)
+    made = Sites(root, root / "images", moto, migrated_prefect_db)
     yield made
     for proxy in made.proxies:
         proxy.stop()
