@@ -21,8 +21,14 @@ probe). Strangers are people with too few photos to enrol, one photo each: a pho
 0.45 to an earlier stranger was taken for the same person and left out; facenet-pytorch's
 angelina_jolie was left out as the person of an enrolled deepface identity (0.31-0.45 from all
 eight of its photos), and face-api.js's test/images/face1.png and face2.png as crops of enrolled
-photos (distance 0.00). The set: 40 identities, 158 enrolment photos, 40 probes, 44 strangers,
-from 9 repositories.
+photos (distance 0.00). Then 50 more identities and 59 more strangers from LFW's original 250 px
+photos as committed in baileyfriend/Gender-Image-Classifier (at the commit that still holds
+them), none of them already in the set or in ../shared/faces: people LFW has five or more photos of,
+the same rule (one face of at least 72 px, four enrolled, the last as the probe; three enrolled
+where only four qualify), and for strangers the first photo of people LFW has one or two of,
+taken evenly through the alphabet (one showing two faces left out). Lookalikes were kept on
+purpose: Venus and Serena Williams, Michelle Kwan and Michelle Yeoh. The set: 90 identities, 356
+enrolment photos, 90 probes, 103 strangers, from 10 repositories.
 
     python -m bench.recognition_set --out /work/evalset [--mirrors /work/.mirror]
 """

@@ -250,6 +250,31 @@ def test_two_established_users_keep_their_photos_and_the_conflict_is_reported() 
     ]
 
 
+def test_two_people_whose_closest_photos_nearly_match_are_both_enrolled_as_lookalikes() -> None:
+    """One close pair of photos is not one person: among 90 people of LFW (bench/recognition_set.csv),
+    8 pairs of different people have a pair of photos closer than 0.5 (Hu Jintao and Kim Dae-jung,
+    0.48), and turning one of them away helps no one. Their typical (median) pair decides."""
+    alice = axis(0, 0.65)
+    photos = [
+        cand("Alice/a1.jpg", alice + axis(64, 0.1)),
+        cand("Alice/a2.jpg", alice - axis(64, 0.1)),
+        cand("Bob/b1.jpg", alice + axis(1, 0.45)),  # 0.46 from each of Alice's photos
+        cand("Bob/b2.jpg", alice + axis(1, 0.55) + axis(66, 0.1)),  # 0.57
+        cand("Bob/b3.jpg", alice + axis(1, 0.55) - axis(66, 0.1)),
+    ]
+
+    result = check_identities(photos)
+
+    assert result.rejected == {}
+    assert result.conflicts == [
+        {"kind": "lookalike", "users": ["Alice", "Bob"], "distance": 0.46, "kept": None, "rejected": []}
+    ]
+
+    # The same closest pair with Bob's other photos as near as it: one person, one username kept.
+    photos[3:] = [cand("Bob/b2.jpg", alice + axis(1, 0.45) + axis(66, 0.05))]
+    assert set(check_identities(photos).rejected) == {"Bob/b1.jpg", "Bob/b2.jpg"}
+
+
 def test_one_person_under_three_usernames() -> None:
     photos = [
         cand("Alice/a1.jpg", face("Alice", 1), True),
