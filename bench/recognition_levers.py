@@ -22,14 +22,14 @@ much room the rule leaves). Costs: per enrolled photo (encoding), per decision (
 
     .venv/bin/python -m bench.recognition_levers --set SET --cache /tmp/levers.npz [--jitters 1 10 100]
 
-Measured on the public set (bench/recognition_set.csv; 2 shared, loaded cores; enrolment here
-without the sync's identity checks): today's rule (1 jitter, nearest photo, 0.5 / 0.1) accepts
-190/197 genuine rotations, 0/1637 impostors, TAR@0 98.0%. The mean of a user's photos (centroid,
-trimmed mean, or nearest-or-mean) 194/197, 0/1637, 98.5%. 10 and 100 jitters 189/197 (TAR@0
-97.0%) at 12x and 95x the encoding time (83 ms -> 964 ms -> 7.9 s a photo), and nothing on top of
-the mean; 68-point alignment 189/197; dropping each user's farthest photo 183/197; quality gates
-(face >= 100 px, sharpness >= 30, yaw <= 30) 188-190/197; per-user thresholds 189/197; a looser
-0.55 threshold 194/197 but 4 impostors accepted.
+Measured on the public set (bench/recognition_set.csv, 90 identities; 2 shared cores; enrolment
+here without the sync's identity checks; `--jitters 1`): the nearest photo at 0.5 / 0.1 accepts
+393/445 genuine rotations and 101/8995 impostors; the mean of a user's photos (centroid, trimmed
+mean) 417/445 and 9/8995; each photo or the mean (nearest-or-mean, the previous rule) 417/445
+and 97/8995. 68-point alignment 389/445 (12 impostors); quality gates 391-394/445; per-user
+thresholds 359/445 (0 impostors); the mean at 0.45 405/445 (6), at 0.55 417/445 (102), with a
+0.15 margin 373/445 (1). On the earlier 40 identities, 10 and 100 jitters gave nothing on top of
+the mean at 12x and 95x the encoding time (83 ms -> 964 ms -> 7.9 s a photo).
 """
 
 from __future__ import annotations
@@ -431,6 +431,12 @@ def default_configs(jitters: Sequence[int]) -> list[Config]:
     for n in jitters[1:]:
         cfgs.append(Config(f"{n} jitters + nearest-or-mean", encoding=f"j{n}", rule="nearest-or-mean"))
     cfgs.append(Config("nearest-or-mean, threshold 0.52", rule="nearest-or-mean", threshold=0.52))
+    cfgs += [
+        Config("centroid, threshold 0.45", rule="centroid", threshold=0.45),
+        Config("centroid, threshold 0.55", rule="centroid", threshold=0.55),
+        Config("centroid, margin 0.15", rule="centroid", margin=0.15),
+        Config("centroid, per-user thresholds (<=0.55)", rule="centroid", per_user="spread:0.55"),
+    ]
     return cfgs
 
 

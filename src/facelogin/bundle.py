@@ -11,11 +11,11 @@ Layout, locally and under the bundle prefix in the object store::
 the same version and an unchanged tree publishes nothing new.
 
 `format_version` says how the bundle is to be read. 1: every encoding is matched on its own
-(rule "nearest"). 2: the manifest names the match rule (`match.rule`; "nearest-or-mean" since
-version 2 was made: each of a user's encodings and their mean), and a calibration is only valid
-for the rule it was made with. A reader refuses a version it does not know, naming both, rather
-than match a bundle by a rule it was not made for: an older Pi keeps its last good bundle and
-says it needs an update.
+(rule "nearest"). 2: the manifest names the match rule (`match.rule`: "nearest-or-mean", each of
+a user's encodings and their mean, when version 2 was made; "mean", the mean of a user's
+encodings, since), and a calibration is only valid for the rule it was made with. A reader
+refuses a version or a rule it does not know, naming it, rather than match a bundle by a rule it
+was not made for: an older Pi keeps its last good bundle and says it needs an update.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ READABLE_VERSIONS = (1, 2)
 # manifest needs no login code); version 1 bundles have no `match` and mean "nearest".
 MATCH_NEAREST = "nearest"
 MATCH_NEAREST_OR_MEAN = "nearest-or-mean"
-MATCH_RULES = (MATCH_NEAREST, MATCH_NEAREST_OR_MEAN)
-MATCH_RULE = MATCH_NEAREST_OR_MEAN
+MATCH_MEAN = "mean"
+MATCH_RULES = (MATCH_NEAREST, MATCH_NEAREST_OR_MEAN, MATCH_MEAN)
+MATCH_RULE = MATCH_MEAN
 LATEST = "latest.json"
 ENCODING_SIZE = 128
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

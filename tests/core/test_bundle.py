@@ -14,6 +14,7 @@ from facelogin.adapters.stores import DirStore
 from facelogin.bundle import (
     FORMAT_VERSION,
     LATEST,
+    MATCH_MEAN,
     MATCH_NEAREST,
     MATCH_NEAREST_OR_MEAN,
     MATCH_RULES,
@@ -128,16 +129,26 @@ def test_a_new_bundle_names_its_match_rule_in_the_manifest_and_the_checksummed_a
 ) -> None:
     bundle = read_bundle(published)
     assert bundle.manifest["format_version"] == FORMAT_VERSION == 2
-    assert bundle.manifest["match"] == {"rule": MATCH_NEAREST_OR_MEAN}
-    assert bundle.match_rule == MATCH_NEAREST_OR_MEAN
+    assert bundle.manifest["match"] == {"rule": MATCH_MEAN}
+    assert bundle.match_rule == MATCH_MEAN
     nearest, _ = build_bundle(encodings(), {}, "2026-01-01", MODEL, rule=MATCH_NEAREST)
     mean, _ = build_bundle(encodings(), {}, "2026-01-01", MODEL)
     assert nearest != mean  # a new rule is a new version, published even when no photo changed
 
 
+def test_a_bundle_of_the_previous_rule_is_still_read_and_matched_by_it(tmp_path: Path) -> None:
+    data, manifest = build_bundle(encodings(), {}, "2026-01-01", MODEL, rule=MATCH_NEAREST_OR_MEAN)
+    publish_bundle(DirStore(tmp_path / "bundle"), "", data, manifest)
+    bundle = read_bundle(tmp_path / "bundle")
+    assert bundle.match_rule == MATCH_NEAREST_OR_MEAN
+    assert match.Gallery.build(bundle.encodings, bundle.labels, bundle.usernames, bundle.match_rule).rule == (
+        MATCH_NEAREST_OR_MEAN
+    )
+
+
 def test_the_login_knows_every_rule_a_bundle_can_name() -> None:
     assert set(MATCH_RULES) == set(match.RULES)
-    assert match.DEFAULT_RULE == MATCH_NEAREST_OR_MEAN
+    assert match.DEFAULT_RULE == MATCH_MEAN
 
 
 def version_1(directory: Path) -> Path:

@@ -183,7 +183,7 @@ def test_calibrate_writes_threshold_and_plot_used_by_login(
     # Sample photos: the nearest impostor pair is 0.70 apart, so the 0.6 ceiling is the threshold.
     assert record["largest_safe"] > 0.6 and record["threshold"] == 0.6
     assert record["false_reject_rate"] == 0.0 and record["false_accept_rate"] == 0.0
-    assert record["rule"] == "nearest-or-mean" and record["margin"] == 0.1
+    assert record["rule"] == "mean" and record["margin"] == 0.1
     assert record["genuine"]["count"] > 0 and record["impostor"]["count"] > 0
     assert (
         json.loads((published / "calibration.json").read_text())["bundle_sha256"] == record["bundle_sha256"]

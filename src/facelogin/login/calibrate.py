@@ -1,12 +1,11 @@
 """Calibration: genuine and impostor distances over the enrolled encodings, and the threshold they support.
 
-Leave-one-out: each enrolled encoding is held out in turn and scored the way a login scores a
-face, by the bundle's match rule (with "nearest-or-mean", the mean of the user's other
-encodings counts too), against its own user's other encodings (genuine) and every other user
-(impostor). The expected error rates apply the whole login rule, threshold and margin: the
-false-reject rate is the share of held-out encodings not accepted as their own user; the
-false-accept rate the share accepted as someone when their own user is not enrolled at all (the
-stranger at the door who resembles an enrolled user).
+Leave-one-out: each enrolled encoding is held out in turn and scored the way a login scores a face,
+by the bundle's match rule (with "mean", the mean of the user's other encodings), against its own
+user's other encodings (genuine) and every other user (impostor). The expected error rates apply the
+whole login rule, threshold and margin: the false-reject rate is the share of held-out encodings not
+accepted as their own user; the false-accept rate the share accepted as someone when their own user
+is not enrolled at all (the stranger at the door who resembles an enrolled user).
 
 Those distances mean something only when every user is one person and every person one user.
 The enrolled set is first checked with facelogin.sync.identity: one person under two names, or a
@@ -26,7 +25,14 @@ import numpy as np
 
 from facelogin.bundle import Bundle
 from facelogin.login.errors import LoginError
-from facelogin.login.match import DEFAULT_MARGIN, DEFAULT_THRESHOLD, NEAREST, NEAREST_OR_MEAN, RULES
+from facelogin.login.match import (
+    DEFAULT_MARGIN,
+    DEFAULT_THRESHOLD,
+    MEAN,
+    NEAREST,
+    NEAREST_OR_MEAN,
+    RULES,
+)
 from facelogin.login.source import CALIBRATION_FORMAT
 from facelogin.sync.identity import LOOKALIKE, check_identities, enrolled_candidates
 
@@ -54,9 +60,9 @@ def per_user_distances(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, U) each encoding's distance to each user by `rule`, itself left out; and (N, U) own-user mask.
 
-    With "nearest-or-mean" a user's mean counts when it is made of two or more encodings, as in
-    the login's gallery: for another user, the mean of all theirs; for the encoding's own user,
-    the mean of the others.
+    With "mean" a user is their mean, as in the login's gallery: for another user, the mean of all
+    theirs; for the encoding's own user, the mean of the others (inf when it has none). With
+    "nearest-or-mean" a user's mean counts as well as each encoding, when it is made of two or more.
     """
     if rule not in RULES:
         raise ValueError(f"unknown match rule {rule!r}")
@@ -68,6 +74,14 @@ def per_user_distances(
     users = np.unique(labels)
     per_user = np.stack([dist[:, labels == u].min(axis=1) for u in users], axis=1)
     own = labels[:, None] == users[None, :]
+    if rule == MEAN:  # another user: the mean of theirs; its own user: the mean of the others
+        for k, u in enumerate(users):
+            mine = labels == u
+            n = int(mine.sum())
+            per_user[~mine, k] = np.linalg.norm(encodings[~mine] - encodings[mine].mean(axis=0), axis=1)
+            if n >= 2:
+                others_mean = (encodings[mine].sum(axis=0) - encodings[mine]) / (n - 1)
+                per_user[mine, k] = np.linalg.norm(encodings[mine] - others_mean, axis=1)
     if rule == NEAREST_OR_MEAN:
         for k, u in enumerate(users):
             mine = labels == u
