@@ -125,8 +125,10 @@ def start_seaweed(data: Path, timeout: float = 60.0) -> SeaweedServer:
     data.mkdir(parents=True, exist_ok=True)
     ports = {name: _low_free_port() for name in SEAWEED_PORTS}
     args = [
-        exe, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        # glog writes its files to $TMPDIR unless told: keep them with the data, removed with it.
+        exe, f"-logdir={data}", "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         f"-filer.localSocket={data}/filer.sock", f"-s3.localSocket={data}/s3.sock",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]  # fmt: skip
