@@ -75,22 +75,15 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`pytest -m quick`: the core, adapter and login tests that start no flow and no CLI subprocess.
 
-    The slow tests are spread evenly through the (shuffled) order: xdist's worksteal scheduler
-    gives each worker a quarter of the list and lets an idle worker take the back half of the
-    busiest one's queue, so each quarter, and each half of it, should hold its share of them.
+    The slow tests go first (each group keeps its shuffled order): xdist hands tests out in this
+    order, and a minute-long test drawn last keeps one worker busy after the others are done.
     """
     root = config.rootpath
     for item in items:
         where = item.path.relative_to(root).as_posix()
         if where.startswith(QUICK) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.quick)
-    slow = [item for item in items if item.get_closest_marker("slow") is not None]
-    if slow:
-        others = [item for item in items if item.get_closest_marker("slow") is None]
-        every = len(items) / len(slow)  # one slow test in every `every` places
-        slots = {int(k * every): item for k, item in enumerate(slow)}
-        rest = iter(others)
-        items[:] = [slots[at] if at in slots else next(rest) for at in range(len(items))]
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
