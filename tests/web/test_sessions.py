@@ -351,18 +351,47 @@ def test_login_workers_yield_the_cpu_to_the_web_process(served_state: dict[str, 
     try:
         assert _post(server, body, {})[0] == 200  # decided in a worker: the workers are up
         pid = server.process.pid
-        children = [
-            int(p.name)
-            for p in Path("/proc").iterdir()
-            if p.name.isdigit() and (p / "stat").is_file()
-            and (p / "stat").read_text().rsplit(")", 1)[-1].split()[1] == str(pid)
-            and b"spawn_main" in (p / "cmdline").read_bytes()
-        ]  # fmt: skip
+        children = _login_workers(pid)
         assert children  # started as logins come (one so far)
         web = os.getpriority(os.PRIO_PROCESS, pid)
         assert {os.getpriority(os.PRIO_PROCESS, c) for c in children} == {min(19, web + WORKER_NICENESS)}
     finally:
         server.stop()
+
+
+def _login_workers(pid: int) -> list[int]:
+    """The login worker processes `facelogin web` (`pid`) started (multiprocessing spawn children)."""
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (p / "stat").is_file()
+        and (p / "stat").read_text().rsplit(")", 1)[-1].split()[1] == str(pid)
+        and b"spawn_main" in (p / "cmdline").read_bytes()
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_login_workers_exit_when_the_web_process_is_killed_outright(
+    served_state: dict[str, str], faces: Path
+) -> None:
+    """SIGKILL (the OOM killer, `kill -9`) leaves `facelogin web` no time to stop its login workers:
+    they notice on their own and exit, instead of each holding the models until the machine restarts."""
+    from facelogin.processes import command_line, pid_alive
+
+    body = json.dumps({"frames": frame_urls(faces / "probes" / "Obama.jpg")}).encode()
+    server = _serve(served_state, FACELOGIN_WEB_WORKERS="2")
+    try:
+        assert _post(server, body, {})[0] == 200  # decided in a worker: the workers are up
+        spawned = _login_workers(server.process.pid)
+        assert spawned
+        server.process.kill()
+        server.process.wait(10)
+    finally:
+        server.stop()
+    deadline = time.monotonic() + 15
+    while alive := [p for p in spawned if pid_alive(p)]:
+        assert time.monotonic() < deadline, [command_line(p) for p in alive]
+        time.sleep(0.1)
 
 
 def test_a_full_queue_answers_503_with_retry_after_at_once(served_state: dict[str, str], faces: Path) -> None:
