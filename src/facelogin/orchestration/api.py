@@ -187,10 +187,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _NoDrainProgress(logging.Filter):
+    """Drops Prefect's "Still processing items: N items remaining..." while its queues drain.
+
+    On a busy machine the drain at the end of a command can take more than the 4 s after which
+    Prefect's queue services print that line on the command's stderr: a second line under a
+    one-line failure that says nothing to the person who ran it (the items are sent all the same).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Still processing items")
+
+
+_QUIET_DRAIN = _NoDrainProgress()
+
+
 def _drain_to_api() -> None:
     """Send queued logs and events while the API is still up (else exit waits on retries)."""
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
+    for name in ("EventsWorker", "APILogWorker"):  # the services' loggers (type(self).__name__)
+        logging.getLogger(name).addFilter(_QUIET_DRAIN)
     APILogWorker.drain_all(timeout=10)
     EventsWorker.drain_all()
