@@ -71,19 +71,26 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle
+@pytest.hookimpl(tryfirst=True)  # before pytest's own `-m` deselection reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`pytest -m quick`: the core, adapter and login tests that start no flow and no CLI subprocess.
-
-    The slow tests go first (each group keeps its shuffled order): xdist hands tests out in this
-    order, and a minute-long test drawn last keeps one worker busy after the others are done.
-    """
+    """`pytest -m quick`: the core, adapter and login tests that start no flow and no CLI subprocess."""
     root = config.rootpath
     for item in items:
         where = item.path.relative_to(root).as_posix()
         if where.startswith(QUICK) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.quick)
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class _SlowFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """The slow tests go first (each group keeps its shuffled order): xdist hands tests out in
+        this order, and a minute-long test drawn last keeps one worker busy after the others are done."""
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_SlowFirst(), "facelogin-slow-first")
 
 
 @pytest.fixture(scope="session")

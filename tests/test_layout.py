@@ -237,3 +237,20 @@ def test_the_wheel_installs_one_top_level_package(tmp_path: Path) -> None:
     }
     assert {n for n in web if "/templates/" in n or "/static/" in n} <= set(names)  # `facelogin web` pages
     assert "facelogin/web/templates/login.html" in names and "facelogin/web/static/login.js" in names
+
+
+@pytest.mark.slow  # a pytest of its own: in the full suite, not in the tier it checks
+def test_the_quick_tier_holds_the_core_adapter_and_login_tests_and_nothing_that_starts_a_flow() -> None:
+    """`pytest -m quick` (the README's quick tier) selects by a marker the suite's own conftest adds:
+    added after pytest's `-m` deselection, it selected nothing and the command reported no tests."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "quick", "--collect-only", "-q", "-n", "0",
+         "-p", "no:randomly"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    folders = {line.split("::")[0].rsplit("/", 1)[0] for line in ids}
+    assert {"tests/core", "tests/adapters", "tests/login"} <= folders, folders
+    assert not folders & {"tests/flows", "tests/cli", "tests/deploy"}, folders
+    assert len(ids) > 300, len(ids)
