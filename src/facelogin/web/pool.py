@@ -19,6 +19,7 @@ import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 from facelogin import login
 from facelogin.imaging import PhotoError, decode_photo
 from facelogin.login.burst import FRAME_HEIGHT
-from facelogin.processes import exit_when_orphaned
+from facelogin.processes import start_worker
 from facelogin.web.engine import BadFrames, Engine, NoBundle
 
 
@@ -49,18 +50,10 @@ _engine: Engine | None = None
 WORKER_NICENESS = 5
 
 
-def _start(
-    parent: int, location: str, cache_dir: Path, options: login.LoginOptions, check_seconds: float
-) -> None:
-    """Worker start-up: exit with the web process (`parent`), lower its priority below the web
-    process's, then load the bundle and every model now, not on the first login.
-
-    A pool worker holds both ends of its own call queue, so a web process killed outright (SIGKILL,
-    out of memory) never closes it for the worker: without the watch, each stayed behind holding
-    the bundle and the models (~230 MB) until the machine restarted.
-    """
+def _start(location: str, cache_dir: Path, options: login.LoginOptions, check_seconds: float) -> None:
+    """Worker start-up: lower its priority below the web process's, then load the bundle and every
+    model now, not on the first login."""
     global _engine
-    exit_when_orphaned(parent)
     with contextlib.suppress(OSError):  # a platform without nice: the same, only less responsive
         os.nice(WORKER_NICENESS)
     _engine = Engine(location, cache_dir, options, check_seconds)
@@ -134,8 +127,11 @@ class Deciders:
             max_workers=self.workers,
             # Not fork: the web process has threads (the event loop's pool) that a fork would copy mid-use.
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start,
-            initargs=(os.getpid(), e.location, e.cache_dir, e.options, e.check_seconds),
+            # Watching the web process first: a pool worker holds both ends of its own call queue, so
+            # a web process killed outright (SIGKILL, out of memory) never closes it for the worker,
+            # which stayed behind holding the bundle and the models (~230 MB) until a restart.
+            initializer=start_worker,
+            initargs=(os.getpid(), partial(_start, e.location, e.cache_dir, e.options, e.check_seconds)),
         )
 
     def stop(self) -> None:
