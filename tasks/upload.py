@@ -21,8 +21,11 @@ from tasks.policy import PLAIN, S3_RETRIES, outcome_of
 # should fail the run in seconds, not after minutes of retries.
 @task(task_run_name="check-store", **PLAIN)
 def check_store(settings: Settings) -> str:
-    """Check the bucket (or local store) exists and answers before any work is done."""
-    return connect.check_store(settings)
+    """Check the bucket (or local store) exists and answers before any work is done; the store the
+    uploads use gets ready in the background while the photos encode."""
+    where = connect.check_store(settings)
+    open_store(settings).prepare()
+    return where
 
 
 @task(task_run_name="upload-{label}", **S3_RETRIES)
@@ -32,10 +35,11 @@ def upload_thumbnails(settings: Settings, label: str, keys: list[str], staging: 
     return upload_staged(open_store(settings), keys, Path(staging), threads)
 
 
-# Threads per upload task run. Each task run costs the API (and a server on a small machine) CPU
-# that the uploads' own threads need: one run with 16 threads uploaded 1.26x as fast as 4 runs of 4
-# (SeaweedFS, 408 thumbnails, 4 alternated pairs), and a run per 256 objects left its last objects
-# to few threads. FACELOGIN_IO_THREADS above 16 runs more of them at once.
+# Threads per upload task run (to S3 through the AWS CRT: 4 x this many objects in flight, on the
+# CRT's own threads). Each task run costs the API (and a server on a small machine) CPU that the
+# uploads need: one run with 16 threads uploaded 1.26x as fast as 4 runs of 4 (SeaweedFS, 408
+# thumbnails, 4 alternated pairs), and a run per 256 objects left its last objects to few threads.
+# FACELOGIN_IO_THREADS above 16 runs more of them at once.
 UPLOAD_THREADS = 16
 MOST_PER_UPLOAD = 2000  # objects per task run: a first sync of 20,000 objects is 10 runs
 

@@ -139,3 +139,43 @@ def test_dir_store_moves_staged_files_in_and_refuses_escapes(tmp_path: Path) -> 
         assert not staged.exists() and stored.read_bytes() == name.encode()
         assert oct(stored.stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "objects" / "thumbs/128/Ann").stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize("mode", ["presigned", "public-acl"])
+def test_many_files_keep_their_headers_and_privacy(
+    client: Any, bucket: str, moto: MotoServer, mode: str, tmp_path: Path
+) -> None:
+    """`put_files` (the AWS CRT's client) sends what `put` sends: type, caching, and an ACL only
+    when the thumbnails are meant to be public."""
+    store = S3Store(client, bucket, url_mode=mode)
+    files = []
+    for i in range(6):
+        (tmp_path / f"{i}.jpg").write_bytes(b"jpeg-%d" % i)
+        files.append((f"thumbs/128/Ann/{i}.jpg", str(tmp_path / f"{i}.jpg")))
+    store.put_files(files, "image/jpeg", "private, max-age=60", public=True, threads=4)
+    for key, _ in files:
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert head["ContentType"] == "image/jpeg" and head["CacheControl"] == "private, max-age=60"
+        assert status_of(f"{moto.url}/{bucket}/{key}") == (200 if mode == "public-acl" else 403)
+
+
+def test_without_the_crt_many_files_go_through_boto3_threads(
+    client: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `s3` extra alone (a Pi fetching bundles) has no awscrt: `put_files` still works."""
+    from facelogin.adapters.stores import s3
+
+    def no_crt(_client: Any) -> Any:
+        raise ImportError("No module named 'awscrt'")
+
+    monkeypatch.setattr(s3, "_transfers", no_crt)
+    store = S3Store(client, bucket)
+    files = []
+    for i in range(5):
+        (tmp_path / f"{i}.jpg").write_bytes(b"jpeg-%d" % i)
+        files.append((f"thumbs/128/Bo/{i}.jpg", str(tmp_path / f"{i}.jpg")))
+    seen: list[str] = []
+    store.put_files(files, "image/jpeg", "no-cache", threads=3, stored=seen.append)
+    assert sorted(seen) == sorted(key for key, _ in files)
+    assert client.head_object(Bucket=bucket, Key="thumbs/128/Bo/4.jpg")["ContentType"] == "image/jpeg"
+    assert not any(Path(path).exists() for _, path in files)

@@ -221,3 +221,18 @@ def test_clients_share_what_boto3_parsed_but_never_stale_keys(
     assert s3_client(16)._loader is not upload._loader
     refused = raised(lambda: open_store(f"s3://{name}").check())
     assert isinstance(refused, StoreError) and "not-the-secret" not in str(refused)
+
+
+def test_many_files_to_a_dead_endpoint_read_as_cannot_connect(
+    monkeypatch: pytest.MonkeyPatch, bucket: str, tmp_path: Path
+) -> None:
+    """The sync's uploads go through the AWS CRT's own client: its faults are the store's too."""
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    s3_env(monkeypatch, dead)
+    store = open_store(f"s3://{bucket}")
+    staged = tmp_path / "a.jpg"
+    staged.write_bytes(b"x")
+    fault = raised(lambda: store.put_files([(KEY, str(staged))], "image/jpeg", "", threads=4))
+    assert store.owns(fault) and store.is_transient(fault) is True
+    assert store.explain(fault).startswith(f"cannot connect to bucket {bucket!r}")
+    assert dead in store.explain(fault) and staged.exists()

@@ -79,3 +79,46 @@ def test_put_file_stores_a_local_file_and_consumes_it(store: ObjectStore, tmp_pa
     staged.write_bytes(b"thumbnail")
     store.put_file("thumbs/128/Ann/a.jpg", staged, "image/jpeg", "private")
     assert store.get("thumbs/128/Ann/a.jpg") == b"thumbnail" and not staged.exists()
+
+
+@pytest.mark.parametrize("threads", [1, 8])
+def test_put_files_stores_many_files_consumes_them_and_reports_each(
+    store: ObjectStore, tmp_path: Path, threads: int
+) -> None:
+    store.check()
+    files = []
+    for i in range(40):
+        path = tmp_path / f"staged-{i}.jpg"
+        path.write_bytes(b"thumb-%d" % i)
+        # Names as people type them: spaces, accents, a plus sign (each quoted as S3 expects).
+        files.append((f"thumbs/128/User {i % 5}+Zoë/{i}.jpg", str(path)))
+    seen: list[str] = []
+    store.put_files(
+        files, "image/jpeg", "private, max-age=60", public=True, threads=threads, stored=seen.append
+    )
+    assert sorted(seen) == sorted(key for key, _ in files)
+    for i, (key, path) in enumerate(files):
+        assert store.get(key) == b"thumb-%d" % i and not Path(path).exists()
+
+
+def test_put_files_stops_at_the_first_failure_and_leaves_the_rest_staged(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    store.check()
+    files = []
+    for i in range(12):
+        path = tmp_path / f"staged-{i}.jpg"
+        if i != 5:  # one file vanished from staging: the upload of it fails
+            path.write_bytes(b"x")
+        files.append((f"thumbs/128/Ann/{i}.jpg", str(path)))
+    seen: list[str] = []
+    with pytest.raises(Exception):  # noqa: B017 (each store raises its own kind of "no such file")
+        store.put_files(files, "image/jpeg", "private", threads=1, stored=seen.append)
+    assert "thumbs/128/Ann/5.jpg" not in seen
+    # Every file reported stored is stored and gone from staging; every other one is still there.
+    for key, path in files:
+        if key in seen:
+            assert not Path(path).exists()
+            store.get(key)
+        elif key != "thumbs/128/Ann/5.jpg":
+            assert Path(path).exists()

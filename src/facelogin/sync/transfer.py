@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from facelogin import faces, imaging
@@ -70,27 +69,17 @@ def encode_and_stage(
 def upload_staged(store: ObjectStore, keys: list[str], staging: Path, threads: int = 1) -> int:
     """Upload staged thumbnails as image/jpeg objects, each dropped from staging once it is stored.
 
-    Objects go `threads` at a time. A key no longer staged was stored by an earlier try of the same
-    task: it is not sent again. The first failure stops what has not started and is raised; what
-    is still staged is what is left. Returns how many objects this call uploaded.
+    Objects go `threads` at a time (or as the store sends many at once). A key no longer staged was
+    stored by an earlier try of the same task: it is not sent again. The first failure stops what
+    has not started and is raised; what is still staged is what is left. Returns how many objects
+    this call uploaded.
     """
     folder = os.fspath(staging)
-    todo = [key for key in keys if os.path.exists(os.path.join(folder, key))]
-
-    def put(key: str) -> None:
-        store.put_file(key, os.path.join(folder, key), THUMB_TYPE, THUMB_CACHE_CONTROL, public=True)
-        progress.advance(progress.UPLOADED, 1)
-
-    if threads <= 1 or len(todo) <= 1:
-        for key in todo:
-            put(key)
-        return len(todo)
-    pool = ThreadPoolExecutor(min(threads, len(todo)), thread_name_prefix="upload")
-    try:
-        for done in as_completed([pool.submit(put, key) for key in todo]):
-            done.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    todo = [(key, path) for key in keys if os.path.exists(path := os.path.join(folder, key))]
+    store.put_files(
+        todo, THUMB_TYPE, THUMB_CACHE_CONTROL, public=True, threads=threads,
+        stored=lambda _key: progress.advance(progress.UPLOADED, 1),
+    )  # fmt: skip
     return len(todo)
 
 

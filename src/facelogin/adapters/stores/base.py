@@ -7,6 +7,8 @@ message) instead of asking which kind of store it is; a new backend is one modul
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 URL_MODES = ("presigned", "public-acl", "base-url")
@@ -79,6 +81,42 @@ class ObjectStore(ABC):
     def put_file(
         self, key: str, path: str | Path, content_type: str, cache_control: str, public: bool = False
     ) -> None: ...
+
+    def prepare(self) -> None:
+        """Get ready to send many objects (`put_files`) later, in the background: a sync calls this
+        when it checks the store, so the set-up overlaps the encoding. Nothing to do by default."""
+        return None
+
+    def put_files(
+        self,
+        files: Sequence[tuple[str, str]],
+        content_type: str,
+        cache_control: str,
+        public: bool = False,
+        threads: int = 1,
+        stored: Callable[[str], None] | None = None,
+    ) -> None:
+        """`put_file` for each (key, path), `threads` at a time; `stored(key)` once each is stored.
+
+        The first failure stops what has not started and is raised: the files not yet stored are
+        the ones still there. A store with a faster way to send many objects overrides this.
+        """
+
+        def put(key: str, path: str) -> None:
+            self.put_file(key, path, content_type, cache_control, public)
+            if stored is not None:
+                stored(key)
+
+        if threads <= 1 or len(files) <= 1:
+            for key, path in files:
+                put(key, path)
+            return
+        pool = ThreadPoolExecutor(min(threads, len(files)), thread_name_prefix="upload")
+        try:
+            for done in as_completed([pool.submit(put, key, path) for key, path in files]):
+                done.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     @abstractmethod
     def get(self, key: str) -> bytes: ...
