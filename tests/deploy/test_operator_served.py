@@ -95,6 +95,9 @@ def artifacts_text(run_id: str) -> str:
     return "\n".join(str(a.data) for a in found)
 
 
+REFUSAL = "FACELOGIN_REQUIRE_REMOTE is set but this run has embedded defaults"
+
+
 def test_a_serve_process_on_embedded_defaults_with_require_remote_fails_its_runs(
     api: PrefectServer, faces: Path, tmp_path: Path
 ) -> None:
@@ -109,16 +112,23 @@ def test_a_serve_process_on_embedded_defaults_with_require_remote_fails_its_runs
         run = trigger_sync()
         final = wait_for_run(run.id, timeout=180)
         # Read while the serve process runs: stopped while the run's process is still exiting, it
-        # marks the run "Runner is shutting down." over the run's own message.
+        # marks the run "Runner is shutting down." over the run's own message. The run's logs reach
+        # the API in batches after its final state: wait for them (up to 30 s) before judging.
+        deadline = time.monotonic() + 30
         with get_client(sync_client=True) as client:
-            message = client.read_flow_run(UUID(run.id)).state.message or ""
+            while True:
+                message = client.read_flow_run(UUID(run.id)).state.message or ""
+                logs = run_logs(run.id)
+                if (REFUSAL in message and REFUSAL in logs) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            history = [(s.name, s.message) for s in client.read_flow_run_states(UUID(run.id))]
     finally:
         stop_process(process)
 
-    assert final == "FAILED"
-    logs = run_logs(run.id)
+    assert final == "FAILED", history
     for text in (message, logs):
-        assert "FACELOGIN_REQUIRE_REMOTE is set but this run has embedded defaults" in text, text
+        assert REFUSAL in text, (text, history)
         assert "no FACELOGIN_BUCKET or S3 block" in text and "no FACELOGIN_MONGODB_URI" in text
     assert not (tmp_path / "home" / ".facelogin" / "objects").exists()  # nothing synced into its HOME
 
