@@ -182,11 +182,16 @@ def _events_follow_the_api() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
+def prefect_api() -> Iterator[str]:
+    """A Prefect API for this worker's session (Prefect's test harness: a server in a subprocess, on
+    its own database), this process pointed at it; yields its URL for the CLI's subprocesses."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=60):
-        yield
+        url = PREFECT_API_URL.value()
+        assert url, "the test harness set no PREFECT_API_URL"
+        yield url
 
 
 @pytest.fixture

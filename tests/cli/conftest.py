@@ -38,6 +38,15 @@ def clean_env(first_run_env: dict[str, str], migrated_prefect_db: Path) -> dict[
 
 
 @pytest.fixture
+def served_env(clean_env: dict[str, str], prefect_api: str) -> dict[str, str]:
+    """clean_env on a machine where a Prefect server runs (the one the flow tests use, one per xdist
+    worker): each command talks to it instead of starting a temporary API of its own, ~4 s of CPU a
+    command. For the tests about what a sync does with S3, MongoDB and the photos; the first run on
+    embedded defaults, its temporary API included, is what the tests that take clean_env are about."""
+    return clean_env | {"PREFECT_API_URL": prefect_api}
+
+
+@pytest.fixture
 def enrolled(sync_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Two users recorded in MongoDB with thumbnails in the bucket, a third only on disk, one gone."""
     images = tmp_path / "images"

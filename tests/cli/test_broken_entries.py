@@ -65,10 +65,10 @@ def broken_tree(faces: Path, root: Path) -> Path:
 
 
 def test_every_kind_of_broken_entry_is_named_and_the_others_sync(
-    faces: Path, clean_env: dict[str, str], tmp_path: Path
+    faces: Path, served_env: dict[str, str], tmp_path: Path
 ) -> None:
     images = broken_tree(faces, tmp_path)
-    done = facelogin("sync", "--images", str(images), "--json", env=clean_env, timeout=300)
+    done = facelogin("sync", "--images", str(images), "--json", env=served_env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     summary = json.loads(done.stdout)
@@ -79,7 +79,7 @@ def test_every_kind_of_broken_entry_is_named_and_the_others_sync(
         assert says in reasons.get(entry, ""), (entry, reasons.get(entry))
 
     # Nothing of a broken entry is removed or stored; a second run says the same and changes nothing.
-    again = facelogin("sync", "--images", str(images), "--json", env=clean_env, timeout=300)
+    again = facelogin("sync", "--images", str(images), "--json", env=served_env, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     second = json.loads(again.stdout)
     assert (second["encoded"], second["uploaded"], second["removed_users"]) == (0, 0, 0)

@@ -73,7 +73,7 @@ def test_an_s3_that_answers_503_before_the_run_is_named_with_its_bucket(
 
 @pytest.mark.slow
 def test_an_s3_that_dies_mid_run_is_named_and_the_summary_kept(
-    small_images: Path, clean_env: dict[str, str], tmp_path: Path, proxy: FaultyProxy, bucket: str
+    small_images: Path, served_env: dict[str, str], tmp_path: Path, proxy: FaultyProxy, bucket: str
 ) -> None:
     """S3 answers until the first thumbnail arrives, then 503 to everything: the uploads and the
     bundle fail, MongoDB has the users; --json says what was done, per photo."""
@@ -84,7 +84,7 @@ def test_an_s3_that_dies_mid_run_is_named_and_the_summary_kept(
         proxy.fail_methods, proxy.fail_paths, proxy.fail_rate = EVERY_METHOD, "", 1.0
 
     threading.Thread(target=die_at_first_upload, daemon=True).start()
-    env = s3_env(clean_env, tmp_path, proxy.url, bucket)
+    env = s3_env(served_env, tmp_path, proxy.url, bucket)
     done = facelogin("sync", "--images", str(small_images), "--json", env=env)
     assert done.returncode == 1, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]  # no task's raw ClientError
@@ -134,7 +134,7 @@ def test_a_mongodb_that_goes_silent_is_named_with_its_host_and_setting(
 @pytest.mark.slow
 def test_a_mongodb_that_dies_mid_run_is_named_and_the_summary_kept(
     small_images: Path,
-    clean_env: dict[str, str],
+    served_env: dict[str, str],
     tmp_path: Path,
     proxy: FaultyProxy,
     bucket: str,
@@ -151,7 +151,7 @@ def test_a_mongodb_that_dies_mid_run_is_named_and_the_summary_kept(
         relay.drop_connections()
 
     threading.Thread(target=die_at_first_upload, daemon=True).start()
-    env = s3_env(clean_env, tmp_path, proxy.url, bucket) | {
+    env = s3_env(served_env, tmp_path, proxy.url, bucket) | {
         "FACELOGIN_MONGODB_URI": f"mongodb://127.0.0.1:{relay.port}/"
     }
     done = facelogin("sync", "--images", str(small_images), "--json", env=env)

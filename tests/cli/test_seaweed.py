@@ -46,12 +46,12 @@ def status_of(url: str) -> int:
 
 @pytest.fixture
 def site(
-    seaweed: SeaweedServer, nx: NxServer, database: str, clean_env: dict[str, str], images: Path
+    seaweed: SeaweedServer, nx: NxServer, database: str, served_env: dict[str, str], images: Path
 ) -> dict[str, Any]:
     bucket = f"faces-{uuid.uuid4().hex[:12]}"
     s3_for(seaweed.url).create_bucket(Bucket=bucket)
     env = (
-        clean_env
+        served_env
         | AWS_ENV
         | {
             "AWS_ENDPOINT_URL": seaweed.url,
