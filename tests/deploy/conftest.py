@@ -18,6 +18,7 @@ from uuid import UUID
 import pytest
 
 from facelogin.adapters.embedded import free_port
+from tests.servers import seed_prefect_home
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -80,9 +81,14 @@ def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: fl
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """`prefect server start` with its own PREFECT_HOME (SQLite) on a free loopback port."""
-    home = tmp_path_factory.mktemp("prefect-home")
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, migrated_prefect_db: Path
+) -> Iterator[PrefectServer]:
+    """`prefect server start` with its own PREFECT_HOME (SQLite) on a free loopback port.
+
+    Its database starts as a copy of the migrated empty one (tests.servers.prefect_database), as on
+    a machine where the server ran before: the migrations are ~3.5 s of CPU per xdist worker."""
+    home = seed_prefect_home(tmp_path_factory.mktemp("prefect-home"), migrated_prefect_db)
     port = free_port()
     log = home / "server.log"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
