@@ -151,7 +151,7 @@ def site(request: pytest.FixtureRequest) -> Site:
 
 
 # How long a page may take to reach its final answer (the profile, or "try again"), in ms: a login is
-# several camera bursts, each decided by dlib, and the full suite runs four workers on two cores
+# several camera bursts, each decided by dlib, and the full suite runs three workers on two cores
 # (a refusal that took 41 s there failed at 30 s). A page that never answers still fails.
 DECISION_WAIT = 90_000
 
