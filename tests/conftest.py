@@ -45,6 +45,18 @@ def _clean_environment() -> None:
 
 _clean_environment()
 
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One XDG cache for the whole run (every xdist worker and every command it starts), as a user's
+    machine has one: the face detector's serialised copy (faces.frontal_detector) is written once,
+    not in every test's fresh HOME, and never in the developer's own ~/.cache."""
+    root = tmp_path_factory.getbasetemp()
+    path = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "xdg-cache"
+    os.environ["XDG_CACHE_HOME"] = str(path)
+    return path
+
+
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "testsecret",

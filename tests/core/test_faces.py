@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +10,13 @@ import pytest
 from PIL import Image
 
 from facelogin.faces import (
+    DETECTOR_FILE,
     ENCODED,
     MIN_FACE_PX,
     REJECTED,
     WEAK_YAW_DEGREES,
     encode_face,
+    frontal_detector,
     sharpness,
     weak_reason,
     yaw_degrees,
@@ -142,3 +145,72 @@ def test_sample_enrolment_photos_are_not_weak(faces: Path) -> None:
         result = encode_face(photo)
         assert result.weak is None, (photo.name, result.yaw, result.sharpness)
         assert result.yaw is not None and result.yaw < WEAK_YAW_DEGREES
+
+
+@pytest.fixture
+def fresh_detector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """frontal_detector as a new process on a machine with the cache at `tmp_path/cache`."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    frontal_detector.cache_clear()
+    yield tmp_path / "cache"
+    frontal_detector.cache_clear()  # the next test's process-wide detector is its own again
+
+
+def _a_photo(faces: Path) -> Path:
+    return sorted((faces / "images").glob("*/*.jpg"))[0]
+
+
+def _boxes(detector: object, photo: Path) -> list[tuple[int, int, int, int]]:
+    with Image.open(photo) as im:
+        pixels = np.asarray(im.convert("RGB").reduce(4))
+    return [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(pixels, 0)]  # type: ignore[operator]
+
+
+def test_the_face_detector_is_kept_private_and_loaded_back_the_same(
+    fresh_detector: Path, faces: Path
+) -> None:
+    import dlib
+
+    photo = _a_photo(faces)
+    expected = _boxes(dlib.get_frontal_face_detector(), photo)
+    assert expected, f"dlib's own detector finds no face in {photo}"
+
+    assert _boxes(frontal_detector(), photo) == expected  # built, and kept
+    kept = fresh_detector / "facelogin" / f"dlib-{dlib.__version__}" / DETECTOR_FILE
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert all(d.stat().st_mode & 0o777 == 0o700 for d in (kept.parent, kept.parent.parent))
+    assert [p.name for p in kept.parent.iterdir()] == [DETECTOR_FILE]  # no scratch file left behind
+
+    frontal_detector.cache_clear()  # the next process: loads the copy
+    assert type(frontal_detector()) is dlib.fhog_object_detector
+    assert _boxes(frontal_detector(), photo) == expected
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a detector", "truncated"])
+def test_a_damaged_copy_of_the_detector_is_rebuilt(fresh_detector: Path, faces: Path, damage: object) -> None:
+    import dlib
+
+    frontal_detector()
+    kept = fresh_detector / "facelogin" / f"dlib-{dlib.__version__}" / DETECTOR_FILE
+    whole = kept.read_bytes()
+    kept.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else damage)  # type: ignore[arg-type]
+    frontal_detector.cache_clear()
+
+    photo = _a_photo(faces)
+    assert _boxes(frontal_detector(), photo) == _boxes(dlib.get_frontal_face_detector(), photo)
+    assert kept.read_bytes() == whole  # and replaced by a whole copy
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faces: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    frontal_detector.cache_clear()
+    try:
+        photo = _a_photo(faces)
+        assert _boxes(frontal_detector(), photo)
+    finally:
+        frontal_detector.cache_clear()
+    assert blocker.read_text() == "a file where the cache folder would be"

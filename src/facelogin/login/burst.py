@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,10 @@ class LandmarkModel:
     def __init__(self, models_dir: Path) -> None:
         import dlib
 
+        from facelogin.faces import frontal_detector
+
         self._dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
+        self.detector = frontal_detector()  # the encoder's own: one decision at a time uses either
         self.predictor = dlib.shape_predictor(str(models_dir / LANDMARKS_68))
 
     def boxes(self, pixels: np.ndarray, upsample: int = 0) -> list[Any]:
@@ -91,7 +94,11 @@ class LandmarkModel:
         )
 
 
+@lru_cache(maxsize=1)
 def load_landmarks() -> LandmarkModel:
+    """The landmark model, once per process (parsing its 100 MB file takes ~0.75 s of CPU), shared by
+    every Authenticator: a bundle published overnight does not load it again. Like `load_faces`'
+    engine it is used one decision at a time (the web's Engine and the Pi's loop decide in turn)."""
     from facelogin.faces import models_dir
 
     folder = models_dir()
