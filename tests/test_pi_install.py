@@ -13,8 +13,8 @@ import pytest
 
 from facelogin.adapters.stores.s3 import S3Store, s3_client
 from facelogin.bundle import build_bundle, publish_bundle
-from facelogin.faces import encode_face
 from tests.conftest import AWS_ENV
+from tests.photos import per_user
 from tests.servers import MotoServer
 from tests.test_layout import ROOT, _uv
 
@@ -42,10 +42,7 @@ def test_the_wheel_with_the_pi_extras_logs_in_against_an_s3_bundle(
     # The bundle, published where the sync publishes it, with the sync's own publisher.
     for key, value in {**AWS_ENV, "AWS_ENDPOINT_URL": moto.url}.items():
         monkeypatch.setenv(key, value)
-    encodings = {
-        user.name: [e for p in sorted(user.iterdir()) if (e := encode_face(p).encoding) is not None]
-        for user in sorted((faces / "images").iterdir())
-    }
+    encodings = per_user(faces / "images")
     data, manifest = build_bundle(encodings, {}, "2026-01-01T00:00:00+00:00", {"detector": "hog"})
     publish_bundle(S3Store(s3_client(), bucket), "encodings", data, manifest)
 

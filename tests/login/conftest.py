@@ -8,7 +8,7 @@ import pytest
 
 from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
-from facelogin.faces import encode_face
+from tests.photos import per_user
 
 USERS = ["Alex_Lacamoire", "Biden", "Kit_Harington", "Lin_Manuel_Miranda", "Obama", "Rose_Leslie"]
 
@@ -16,11 +16,7 @@ USERS = ["Alex_Lacamoire", "Biden", "Kit_Harington", "Lin_Manuel_Miranda", "Obam
 @pytest.fixture(scope="session")
 def encodings(faces: Path) -> dict[str, list[list[float]]]:
     """Every enrolment photo's encoding, per user, computed once for the session."""
-    out: dict[str, list[list[float]]] = {}
-    for photo in sorted(faces.glob("images/*/*")):
-        result = encode_face(photo)
-        assert result.encoding is not None, f"{photo}: {result.reason}"
-        out.setdefault(photo.parent.name, []).append(result.encoding)
+    out = per_user(faces / "images")
     assert sorted(out) == USERS
     return out
 

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from facelogin.cli import app
-from facelogin.faces import encode_face
 from tests.login.conftest import make_bundle
+from tests.photos import encoding
 
 HEAVY = ("prefect", "boto3", "botocore", "pymongo")
 # The console script installed beside this interpreter, as a user would run it.
@@ -209,12 +209,7 @@ def test_calibrate_writes_threshold_and_plot_used_by_login(
 
 @pytest.fixture(scope="module")
 def probes(faces: Path) -> dict[str, list[float]]:
-    out = {}
-    for photo in sorted(faces.glob("probes/*")):
-        result = encode_face(photo)
-        assert result.encoding is not None, f"{photo}: {result.reason}"
-        out[photo.stem] = result.encoding
-    return out
+    return {photo.stem: encoding(photo) for photo in sorted(faces.glob("probes/*"))}
 
 
 @pytest.mark.parametrize(

@@ -211,14 +211,9 @@ class Recorded:
 
 @pytest.fixture(scope="session")
 def pi_auth(liveness: Path, tmp_path_factory: pytest.TempPathFactory) -> core.Authenticator:
-    from facelogin.faces import encode_face
+    from tests.photos import per_user
 
-    encodings: dict[str, list[list[float]]] = {}
-    for photo in sorted((liveness / "people").glob("*/*.jpg")):
-        result = encode_face(photo)
-        assert result.encoding is not None
-        encodings.setdefault(photo.parent.name, []).append(result.encoding)
-    folder = make_bundle(tmp_path_factory.mktemp("pi-bundle"), encodings)
+    folder = make_bundle(tmp_path_factory.mktemp("pi-bundle"), per_user(liveness / "people", "*/*.jpg"))
     auth = core.Authenticator(core.load_login_bundle(str(folder), folder / "cache"))
     auth.load_liveness()
     return auth

@@ -8,6 +8,7 @@ published locally (Settings.bundle_dir) and in the store, by the sync's publishe
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +17,28 @@ from facelogin.adapters.connect import catalog_server, open_store
 from facelogin.adapters.mongo import mongo_client
 from facelogin.adapters.stores import DirStore
 from facelogin.bundle import build_bundle, publish_bundle
-from facelogin.faces import ENCODED, encode_face, model_info
+from facelogin.faces import ENCODED, model_info
 from facelogin.imaging import make_thumbnails
 from facelogin.naming import thumb_key
 from facelogin.settings import Settings
 from facelogin.sync.outcome import user_document
+from tests.photos import Encodings, encode_tree
 
-Encodings = dict[str, dict[str, list[float]]]  # user -> photo file name -> encoding
+__all__ = ["Encodings", "encode_tree", "write_state"]
 
 
-def encode_tree(images: Path) -> Encodings:
-    """Every photo's encoding under `images/<User>/`, as the sync computes it."""
-    out: Encodings = {}
-    for photo in sorted(images.glob("*/*")):
-        result = encode_face(photo)
-        assert result.encoding is not None, f"{photo}: {result.reason}"
-        out.setdefault(photo.parent.name, {})[photo.name] = result.encoding
-    return out
+@lru_cache(maxsize=256)
+def _thumbnails(
+    photo: Path, sizes: tuple[int, ...], max_side: int, stamp: tuple[int, int]
+) -> dict[int, bytes]:
+    """make_thumbnails of one photo, once per process for the same file (`stamp`: its mtime and size):
+    every web test writes the same sample tree, and the thumbnails are the setting, not the test."""
+    return make_thumbnails(photo, list(sizes), max_side)
+
+
+def thumbnails(photo: Path, sizes: list[int], max_side: int) -> dict[int, bytes]:
+    info = photo.stat()
+    return _thumbnails(photo, tuple(sizes), max_side, (info.st_mtime_ns, info.st_size))
 
 
 def write_state(
@@ -50,7 +56,7 @@ def write_state(
         records = []
         for photo in sorted((images / user).iterdir()):
             keys = {}
-            for size, data in make_thumbnails(photo, settings.thumb_sizes, settings.detect_max_side).items():
+            for size, data in thumbnails(photo, settings.thumb_sizes, settings.detect_max_side).items():
                 key = thumb_key(settings.thumbs_prefix, size, user, photo.name)
                 store.put(key, data, "image/jpeg", "private, max-age=86400", public=True)
                 keys[str(size)] = key
