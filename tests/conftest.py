@@ -94,16 +94,54 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.quick)
 
 
+# The modules whose slow tests take half a minute or more each on a 2-core machine (`--durations`):
+# they start first, so that none of them is the last test of a run.
+LONGEST = (
+    "tests/test_pi_install.py",
+    "tests/flows/test_faults.py",
+    "tests/deploy/",
+    "tests/cli/test_cli.py",
+    "tests/cli/test_crash.py",
+    "tests/cli/test_seaweed.py",
+    "tests/flows/test_identity_flow.py",
+)
+
+
 class _SlowFirst:
+    def __init__(self, root: Path, workers: int) -> None:
+        self.root, self.workers = root, workers
+
     @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """The slow tests go first (each group keeps its shuffled order): xdist hands tests out in
-        this order, and a minute-long test drawn last keeps one worker busy after the others are done."""
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        """The slow tests first, the longest of them first (each group keeps its shuffled order).
+
+        Under xdist's worksteal, worker k is handed the k-th of `workers` consecutive shares of this
+        order, and an idle worker takes the back half of the longest queue. So each share starts
+        with its turn of the slow tests: every worker starts on long ones, none is stolen late, and
+        the run ends on short tests instead of one worker alone with a minute-long one.
+        """
+        slow = [i for i in items if i.get_closest_marker("slow") is not None]
+        rest = [i for i in items if i.get_closest_marker("slow") is None]
+        slow.sort(key=lambda i: not i.path.relative_to(self.root).as_posix().startswith(LONGEST))
+        if self.workers <= 1:
+            items[:] = slow + rest
+            return
+        order: list[pytest.Item] = []
+        fill = iter(rest)
+        left = len(items)
+        for k in range(self.workers):
+            size = left // (self.workers - k)  # as xdist's first hand-out computes it
+            left -= size
+            share = slow[k :: self.workers]
+            order += share + [item for _, item in zip(range(size - len(share)), fill, strict=False)]
+        order += list(fill)
+        assert len(order) == len(items)
+        items[:] = order
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_SlowFirst(), "facelogin-slow-first")
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    config.pluginmanager.register(_SlowFirst(config.rootpath, workers), "facelogin-slow-first")
 
 
 @pytest.fixture(scope="session")
