@@ -94,45 +94,67 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.quick)
 
 
-# The modules whose slow tests take half a minute or more each on a 2-core machine (`--durations`):
-# they start first, so that none of them is the last test of a run.
-LONGEST = (
-    "tests/test_pi_install.py",
-    "tests/flows/test_faults.py",
-    "tests/deploy/",
-    "tests/cli/test_cli.py",
-    "tests/cli/test_crash.py",
-    "tests/cli/test_seaweed.py",
-    "tests/flows/test_identity_flow.py",
-)
+# Seconds per slow test where it is far from the ~6 s of most (`--durations` on a 2-core machine, three
+# workers). The deploy tests are one unit: they share their package's Prefect server (tests/deploy).
+SLOW_SECONDS = {
+    "tests/test_pi_install.py": 80.0,
+    "tests/flows/test_faults.py": 35.0,
+    "tests/cli/test_cli.py": 32.0,
+    "tests/cli/test_crash.py": 30.0,
+    "tests/cli/test_seaweed.py": 30.0,
+    "tests/deploy/": 23.0,
+    "tests/flows/test_dask.py": 18.0,
+    "tests/cli/test_operator_view.py": 12.0,
+    "tests/web/test_cli_web.py": 12.0,
+    "tests/cli/test_runs.py": 11.0,
+    "tests/login/test_cli_login.py": 1.5,
+}
+PACKAGE_UNITS = ("tests/deploy/",)
 
 
 class _SlowFirst:
     def __init__(self, root: Path, workers: int) -> None:
         self.root, self.workers = root, workers
 
+    def _unit(self, item: pytest.Item) -> str:
+        where = item.path.relative_to(self.root).as_posix()
+        return next((p for p in PACKAGE_UNITS if where.startswith(p)), where)
+
     @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """The slow tests first, the longest of them first (each group keeps its shuffled order).
+        """The slow tests first, spread over the workers by module, the longest first.
 
         Under xdist's worksteal, worker k is handed the k-th of `workers` consecutive shares of this
-        order, and an idle worker takes the back half of the longest queue. So each share starts
-        with its turn of the slow tests: every worker starts on long ones, none is stolen late, and
-        the run ends on short tests instead of one worker alone with a minute-long one.
+        order, and an idle worker takes the back half of the longest queue. Each share starts with
+        slow modules (longest processing time first, onto the least loaded share), each module whole
+        on one worker (its fixtures set up once), then the other tests. Every worker starts on long
+        tests, none is stolen late, and the run ends on short ones instead of one worker alone with a
+        minute-long test. Shuffled orders (pytest-randomly) are kept within each module.
         """
-        slow = [i for i in items if i.get_closest_marker("slow") is not None]
-        rest = [i for i in items if i.get_closest_marker("slow") is None]
-        slow.sort(key=lambda i: not i.path.relative_to(self.root).as_posix().startswith(LONGEST))
-        if self.workers <= 1:
-            items[:] = slow + rest
-            return
+        units: dict[str, list[pytest.Item]] = {}
+        rest = []
+        for item in items:
+            if item.get_closest_marker("slow") is None:
+                rest.append(item)
+            else:
+                units.setdefault(self._unit(item), []).append(item)
+
+        def weight(unit: str) -> float:
+            seconds = next((s for prefix, s in SLOW_SECONDS.items() if unit.startswith(prefix)), 6.0)
+            return seconds * len(units[unit])
+
+        shares: list[list[pytest.Item]] = [[] for _ in range(max(1, self.workers))]
+        loads = [0.0] * len(shares)
+        for unit in sorted(units, key=weight, reverse=True):
+            k = loads.index(min(loads))
+            shares[k] += units[unit]
+            loads[k] += weight(unit)
         order: list[pytest.Item] = []
         fill = iter(rest)
         left = len(items)
-        for k in range(self.workers):
-            size = left // (self.workers - k)  # as xdist's first hand-out computes it
+        for k, share in enumerate(shares):
+            size = left // (len(shares) - k)  # as xdist's first hand-out computes it
             left -= size
-            share = slow[k :: self.workers]
             order += share + [item for _, item in zip(range(size - len(share)), fill, strict=False)]
         order += list(fill)
         assert len(order) == len(items)

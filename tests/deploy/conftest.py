@@ -80,14 +80,17 @@ def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: fl
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s; see {log}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prefect_server(
     tmp_path_factory: pytest.TempPathFactory, migrated_prefect_db: Path
 ) -> Iterator[PrefectServer]:
     """`prefect server start` with its own PREFECT_HOME (SQLite) on a free loopback port.
 
     Its database starts as a copy of the migrated empty one (tests.servers.prefect_database), as on
-    a machine where the server ran before: the migrations are ~3.5 s of CPU per xdist worker."""
+    a machine where the server ran before: the migrations are ~3.5 s of CPU per start.
+
+    One per run of the package's tests, stopped after them: idle, its services take ~1.3 s of CPU a
+    minute. tests/conftest.py hands the slow deploy tests to one worker together."""
     home = seed_prefect_home(tmp_path_factory.mktemp("prefect-home"), migrated_prefect_db)
     port = free_port()
     log = home / "server.log"

@@ -16,6 +16,7 @@ from facelogin.bundle import build_bundle, publish_bundle, read_bundle
 from facelogin.cli import app
 from facelogin.enroll import EnrollError, enroll, next_names, photo_stem
 from facelogin.faces import encode_face
+from tests.photos import per_user
 
 
 @pytest.mark.parametrize(
@@ -179,12 +180,7 @@ def test_enroll_camera_without_a_camera_says_so(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sample_encodings(faces: Path) -> dict[str, list[list[float]]]:
-    out: dict[str, list[list[float]]] = {}
-    for photo in sorted(faces.glob("images/*/*")):
-        result = encode_face(photo)
-        assert result.encoding is not None, f"{photo}: {result.reason}"
-        out.setdefault(photo.parent.name, []).append(result.encoding)
-    return out
+    return per_user(faces / "images")
 
 
 def publish(directory: Path, encodings: dict[str, list[list[float]]], *leave_out: str) -> Path:
