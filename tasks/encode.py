@@ -60,8 +60,9 @@ class EncoderTaskRunner(ThreadPoolTaskRunner):
         return super().submit(task, {**parameters, "processes": self.processes}, *args, **kwargs)
 
 
-def encoding_runner(settings: Settings) -> TaskRunner[Any]:
-    """The task runner for face encoding: light local processes, threads, or a Dask cluster."""
+def encoding_runner(settings: Settings, photos: int) -> TaskRunner[Any]:
+    """The task runner for face encoding `photos` photos: light local processes (no more than the
+    photos), threads, or a Dask cluster."""
     workers = settings.encode_workers or os.cpu_count() or 1
     if settings.task_runner == "dask":
         import sys
@@ -100,7 +101,7 @@ def encoding_runner(settings: Settings) -> TaskRunner[Any]:
         return DaskTaskRunner(cluster_kwargs=local)
     if settings.task_runner == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
-    return EncoderTaskRunner(workers)
+    return EncoderTaskRunner(encoders.pool_size(settings.encode_workers, photos))
 
 
 def _run_logger() -> Any:
@@ -170,10 +171,14 @@ def encode_photos(
     """
     if not photos:
         return collect_training(cached, {})
-    runner = encoding_runner(settings)
+    runner = encoding_runner(settings, len(photos))
     with runner:
-        workers = settings.encode_workers or os.cpu_count() or 1
         local = isinstance(runner, EncoderTaskRunner)
+        workers = (
+            runner.workers
+            if isinstance(runner, EncoderTaskRunner)
+            else settings.encode_workers or os.cpu_count() or 1
+        )
         # Through the local pool photos go one by one, whatever the batch: a few large batches
         # (every task run's API calls take CPU from the encoders on a small machine), all under
         # way at once. Elsewhere the batch is what a worker gets: small ones spread the work.

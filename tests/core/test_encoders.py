@@ -57,15 +57,17 @@ def test_photos_changed_sees_what_discovery_would_hash(
 ) -> None:
     root, cache = synced
     make(root)
-    assert encoders.photos_changed(root, cache) is expected
+    assert encoders.photos_changed(root, cache) == int(expected)
     hashed = discover_photos(root, statcache.load(cache)).hashed
     assert (hashed > 0) is expected
 
 
 def test_without_a_stat_cache_every_photo_is_new(synced: tuple[Path, Path], tmp_path: Path) -> None:
     root, _ = synced
-    assert encoders.photos_changed(root, tmp_path / "nowhere" / "stat-cache.json") is True
-    assert encoders.photos_changed(tmp_path / "no-root", tmp_path / "nowhere.json") is False
+    everything = discover_photos(root).hashed
+    assert everything == 3  # the two photos, and the one whose name discovery rejects after hashing
+    assert encoders.photos_changed(root, tmp_path / "nowhere" / "stat-cache.json", most=9) == everything
+    assert encoders.photos_changed(tmp_path / "no-root", tmp_path / "nowhere.json") == 0
 
 
 def test_the_started_pool_is_the_one_taken_and_an_untaken_one_is_stopped() -> None:
@@ -89,3 +91,59 @@ def test_the_started_pool_is_the_one_taken_and_an_untaken_one_is_stopped() -> No
     assert pool is not None and encoders._started is None
     with pytest.raises(RuntimeError):
         pool.submit(os.getpid)
+
+
+def test_photos_changed_counts_up_to_the_most_asked(synced: tuple[Path, Path]) -> None:
+    root, cache = synced
+    for name in ("bob_02.jpg", "bob_03.jpg", "bob_04.jpg"):
+        touch(root / "Bob" / name, name.encode())
+    assert encoders.photos_changed(root, cache, most=8) == 3
+    assert encoders.photos_changed(root, cache, most=2) == 2
+    assert encoders.photos_changed(root, cache) == 1
+
+
+@pytest.mark.parametrize(
+    ("configured", "photos", "expected"),
+    [(None, 1, 1), (4, 1, 1), (4, 3, 3), (4, 100, 4), (2, 0, 1), (None, 10_000, os.cpu_count() or 1)],
+)
+def test_no_more_encoders_than_photos(configured: int | None, photos: int, expected: int) -> None:
+    assert encoders.pool_size(configured, photos) == expected
+
+
+def test_a_started_pool_larger_than_needed_is_taken_and_a_smaller_one_replaced() -> None:
+    encoders.start_pool(2)
+    started = encoders._started
+    assert started is not None
+    taken = encoders.take_pool(1)
+    assert taken is started[1]
+    taken.shutdown()
+
+    encoders.start_pool(1)
+    small = encoders._started
+    assert small is not None
+    bigger = encoders.take_pool(2)
+    try:
+        assert bigger is not small[1] and bigger._max_workers == 2
+        with pytest.raises(RuntimeError):  # the small one was stopped, not left running
+            small[1].submit(os.getpid)
+    finally:
+        bigger.shutdown()
+
+
+def test_the_sync_starts_one_encoder_for_one_new_photo(
+    synced: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an enrolment of one photo: one process loading the models, not one per core."""
+    from contextlib import ExitStack
+
+    from facelogin.cli.sync import start_encoders_early
+    from facelogin.settings import Settings
+
+    root, cache = synced
+    touch(root / "Cy" / "cy_01.jpg", b"new")
+    settings = Settings(images=root, state_dir=cache.parent, encode_workers=4)
+    for full, expected in ((False, 1), (True, 4)):
+        with ExitStack() as held:
+            start_encoders_early(settings, held, full=full)
+            assert encoders._started is not None and encoders._started[0] == expected
+        assert encoders._started is None  # not taken: stopped with the command

@@ -179,7 +179,7 @@ def test_the_local_dask_cluster_runs_with_tls(
         with contextlib.suppress(OSError):
             squatter.bind(("127.0.0.1", 8787))
             squatter.listen()
-        runner = stack.enter_context(encoding_runner(Settings()))  # type: ignore[attr-defined]
+        runner = stack.enter_context(encoding_runner(Settings(), photos=5))  # type: ignore[attr-defined]
         assert urlsplit(runner.client.dashboard_link).hostname == "127.0.0.1"
         assert runner.client.scheduler.address.startswith("tls://")
         workers = list(runner.client.nthreads())  # the scheduler's answer, not the client's cached copy

@@ -235,7 +235,8 @@ def hold_local_parts(
 
         def meanwhile() -> None:
             if not dry_run:
-                start_encoders_early(settings.model_copy(update={"state_dir": state_dir}), held)
+                full = bool((parameters or {}).get("full"))
+                start_encoders_early(settings.model_copy(update={"state_dir": state_dir}), held, full)
             local = held.enter_context(catalog_server(settings.model_copy(update={"state_dir": state_dir})))
             if not dry_run:  # a dry run reports a refusal instead
                 check_removals_early(local, parameters)
@@ -244,16 +245,19 @@ def hold_local_parts(
         yield meanwhile
 
 
-def start_encoders_early(settings: Any, held: ExitStack) -> None:
+def start_encoders_early(settings: Any, held: ExitStack, full: bool = False) -> None:
     """Start the encoding processes now, while Prefect starts, when the stat cache already shows new or
-    changed photos: they are ready when the flow's encoding stage needs them (facelogin.sync.encoders).
-    A run with nothing changed starts none; a pool the flow did not take is stopped with `held`."""
+    changed photos (a `full` run encodes them all): they are ready when the flow's encoding stage needs
+    them (facelogin.sync.encoders), one per changed photo up to one per core. A run with nothing
+    changed starts none; a pool the flow did not take is stopped with `held`."""
     if settings.task_runner != "process":
         return
     from facelogin.sync import encoders
 
-    if encoders.photos_changed(settings.images, settings.stat_cache):
-        encoders.start_pool(settings.encode_workers or os.cpu_count() or 1)
+    most = settings.encode_workers or os.cpu_count() or 1
+    changed = most if full else encoders.photos_changed(settings.images, settings.stat_cache, most)
+    if changed:
+        encoders.start_pool(encoders.pool_size(settings.encode_workers, changed))
         held.callback(encoders.stop_pool)
 
 

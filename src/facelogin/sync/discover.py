@@ -253,11 +253,12 @@ def _user_photos(folder: Path, real_root: Path, found: Discovery, known: dict[st
     return photos
 
 
-def photos_changed(root: Path, known: dict[str, list[Any]]) -> bool:
-    """Whether `discover_photos(root, known)` would hash any photo: one is new or changed since the stat
-    cache `known` was written. Stats the photos discovery would take, reads none, stops at the first.
-    What cannot be listed or stat'ed is left to discovery to report."""
+def photos_changed(root: Path, known: dict[str, list[Any]], most: int = 1) -> int:
+    """How many photos `discover_photos(root, known)` would hash (new or changed since the stat cache
+    `known` was written), counted up to `most`. Stats the photos discovery would take, reads none,
+    stops at the `most`-th. What cannot be listed or stat'ed is left to discovery to report."""
     found = Discovery()
+    changed = 0
     real_root = Path(root).resolve()
     for folder in _user_folders(Path(root), found):
         try:
@@ -279,8 +280,10 @@ def photos_changed(root: Path, known: dict[str, list[Any]]) -> bool:
                 continue
             cached = known.get(item.path)
             if cached is None or cached[:4] != [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]:
-                return True
-    return False
+                changed += 1
+                if changed >= most:
+                    return changed
+    return changed
 
 
 def _reject_unreadable_photo(found: Discovery, path: Path, user: str, exc: OSError) -> None:
