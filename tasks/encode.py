@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
@@ -63,7 +62,7 @@ class EncoderTaskRunner(ThreadPoolTaskRunner):
 def encoding_runner(settings: Settings, photos: int) -> TaskRunner[Any]:
     """The task runner for face encoding `photos` photos: light local processes (no more than the
     photos), threads, or a Dask cluster."""
-    workers = settings.encode_workers or os.cpu_count() or 1
+    workers = encoders.pool_size(settings.encode_workers)
     if settings.task_runner == "dask":
         import sys
 
@@ -173,12 +172,10 @@ def encode_photos(
         return collect_training(cached, {})
     runner = encoding_runner(settings, len(photos))
     with runner:
-        local = isinstance(runner, EncoderTaskRunner)
-        workers = (
-            runner.workers
-            if isinstance(runner, EncoderTaskRunner)
-            else settings.encode_workers or os.cpu_count() or 1
-        )
+        if isinstance(runner, EncoderTaskRunner):
+            local, workers = True, runner.workers
+        else:
+            local, workers = False, encoders.pool_size(settings.encode_workers)
         # Through the local pool photos go one by one, whatever the batch: a few large batches
         # (every task run's API calls take CPU from the encoders on a small machine), all under
         # way at once. Elsewhere the batch is what a worker gets: small ones spread the work.

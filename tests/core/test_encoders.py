@@ -104,9 +104,18 @@ def test_photos_changed_counts_up_to_the_most_asked(synced: tuple[Path, Path]) -
 
 @pytest.mark.parametrize(
     ("configured", "photos", "expected"),
-    [(None, 1, 1), (4, 1, 1), (4, 3, 3), (4, 100, 4), (2, 0, 1), (None, 10_000, os.cpu_count() or 1)],
+    [
+        (None, 1, 1),
+        (4, 1, 1),
+        (4, 3, 3),
+        (4, 100, 4),
+        (2, 0, 1),
+        (None, 10_000, os.cpu_count() or 1),
+        (3, None, 3),
+        (None, None, os.cpu_count() or 1),
+    ],
 )
-def test_no_more_encoders_than_photos(configured: int | None, photos: int, expected: int) -> None:
+def test_no_more_encoders_than_photos(configured: int | None, photos: int | None, expected: int) -> None:
     assert encoders.pool_size(configured, photos) == expected
 
 

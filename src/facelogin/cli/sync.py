@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -254,7 +253,7 @@ def start_encoders_early(settings: Any, held: ExitStack, full: bool = False) -> 
         return
     from facelogin.sync import encoders
 
-    most = settings.encode_workers or os.cpu_count() or 1
+    most = encoders.pool_size(settings.encode_workers)
     changed = most if full else encoders.photos_changed(settings.images, settings.stat_cache, most)
     if changed:
         encoders.start_pool(encoders.pool_size(settings.encode_workers, changed))

@@ -24,10 +24,11 @@ _lock = threading.Lock()
 _started: tuple[int, ProcessPoolExecutor] | None = None
 
 
-def pool_size(configured: int | None, photos: int) -> int:
+def pool_size(configured: int | None, photos: int | None = None) -> int:
     """Workers for `photos` photos: FACELOGIN_ENCODE_WORKERS (default: every core), never more than the
-    photos, never none."""
-    return max(1, min(configured or os.cpu_count() or 1, photos))
+    photos (when known), never none."""
+    most = configured or os.cpu_count() or 1
+    return max(1, most if photos is None else min(most, photos))
 
 
 def new_pool(workers: int) -> ProcessPoolExecutor:
